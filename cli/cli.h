@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+/* The jobwheel CLI: one file per command group, dispatched by cli/main.c. */
+#ifndef JW_CLI_H
+#define JW_CLI_H
+
+#include <stdbool.h>
+
+#include <libpq-fe.h>
+
+#include "config.h"
+
+/* What every command gets: the configuration and its own arguments
+ * (argv[0] is the command name, e.g. "enqueue"). */
+struct cli_ctx {
+	const struct config *cfg;
+	int argc;
+	char **argv;
+	bool json; /* --json: machine-readable output */
+};
+
+/* Opens a blocking connection to database.url; on failure prints the reason
+ * and returns NULL. */
+PGconn *cli_connect(const struct cli_ctx *ctx);
+
+/* Prints a failed statement's server error ("jobwheel enqueue: ERROR..."),
+ * returns 1 (the exit status). */
+int cli_sql_error(const char *cmd, PGconn *conn, PGresult *res);
+
+/* Each returns the process exit status: 0 ok, 1 runtime failure, 2 usage. */
+int cmd_migrate(const struct cli_ctx *ctx);
+int cmd_enqueue(const struct cli_ctx *ctx);
+int cmd_status(const struct cli_ctx *ctx);
+int cmd_job(const struct cli_ctx *ctx);
+int cmd_dlq(const struct cli_ctx *ctx);
+int cmd_bench(const struct cli_ctx *ctx);
+
+#endif

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/* The one declarative table of configuration keys (SPEC §3).
+ *
+ * X(field, "section.key", TYPE, "default", min, max, "doc")
+ *   field    member name in struct config
+ *   TYPE     STR | INT | DOUBLE | BOOL | MS (duration, stored in ms) |
+ *            SIZE (bytes) | ENUM (min/max unused; allowed words in doc
+ *            before the first ':', separated by '|') | SECRET (a string
+ *            printed as ******** by --print-config)
+ *   default  as it would be written in the config file ("" = unset)
+ *   min/max  inclusive bounds for INT, DOUBLE, MS, SIZE
+ *
+ * docs/CONFIGURATION.md documents every key; tests/unit/test_config_docs.c
+ * fails when one is missing there. */
+#ifndef JW_CONFIG_KEYS_H
+#define JW_CONFIG_KEYS_H
+
+#define JW_CONFIG_KEYS(X)                                                                          \
+	X(database_url, "database.url", STR, "", 0, 0, "libpq connection string or URI")               \
+	X(log_level, "log.level", ENUM, "info", 0, 0, "debug|info|warn|error: least severe level logged") \
+	X(log_format, "log.format", ENUM, "text", 0, 0, "text|json: one line per event on stderr")     \
+	X(worker_queues, "worker.queues", STR, "default", 0, 0, "comma-separated queues to claim from") \
+	X(worker_concurrency, "worker.concurrency", INT, "16", 1, 4096, "jobs in flight per process")  \
+	X(worker_lease_ms, "worker.lease_ms", MS, "30000", 1000, 86400000, "lease of a claimed job")   \
+	X(worker_heartbeat_ms, "worker.heartbeat_ms", MS, "10000", 100, 3600000, "heartbeat interval") \
+	X(worker_shutdown_grace_ms, "worker.shutdown_grace_ms", MS, "30000", 0, 86400000,              \
+	  "drain time on SIGTERM")                                                                     \
+	X(worker_poll_ms, "worker.poll_ms", MS, "1000", 10, 60000, "fallback poll without wake-up")    \
+	X(worker_name, "worker.name", STR, "", 0, 0, "worker id; default HOST:PID:RANDOM")             \
+	X(coordinator_timer, "coordinator.timer", ENUM, "wheel", 0, 0, "wheel|heap: delayed-job timer") \
+	X(starvation_max_wait_ms, "starvation.max_wait_ms", MS, "300000", 1000, 86400000,              \
+	  "a ready job waiting this long goes first")                                                  \
+	X(retention_succeeded, "retention.succeeded", MS, "7d", 0, 31536000000, "keep finished jobs")   \
+	X(retention_dead, "retention.dead", MS, "30d", 0, 31536000000, "keep dead jobs")                \
+	X(gateway_listen, "gateway.listen", STR, "127.0.0.1:8080", 0, 0, "HTTP listen address")        \
+	X(gateway_max_body, "gateway.max_body", SIZE, "1MiB", 1024, 1073741824, "request body limit")  \
+	X(sse_max_job_events_per_s, "sse.max_job_events_per_s", INT, "1000", 1, 1000000,              \
+	  "per-client job-event budget")                                                               \
+	X(email_mode, "email.mode", ENUM, "mock", 0, 0, "mock|smtp: how the email kind sends")         \
+	X(email_smtp_url, "email.smtp_url", STR, "", 0, 0, "SMTP server, e.g. smtp://127.0.0.1:2525")  \
+	X(email_from, "email.from", STR, "", 0, 0, "default sender address")                           \
+	X(email_failure_rate, "email.failure_rate", DOUBLE, "0", 0, 1, "mock mode failure probability") \
+	X(email_mock_latency_ms, "email.mock_latency_ms", MS, "50", 0, 600000, "mock mode latency")    \
+	X(email_mock_seed, "email.mock_seed", INT, "0", 0, 2147483647,                                 \
+	  "seed of the mock failure draw; 0 = random")                                                 \
+	X(http_allow, "http.allow", STR, "", 0, 0, "hosts/CIDRs allowed although private or loopback") \
+	X(exec_allow, "exec.allow", STR, "", 0, 0, "allow-listed programs: name=/abs/path,...")
+
+#endif

@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: MIT */
+/* JSON helpers on cJSON: bounded parsing and typed field access. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+
+#include "json.h"
+
+int json_depth(const cJSON *v)
+{
+	int deepest = 0;
+
+	/* cJSON itself refuses input nested over CJSON_NESTING_LIMIT (1000),
+	 * which bounds this recursion. */
+	if (!cJSON_IsArray(v) && !cJSON_IsObject(v))
+		return 0;
+	for (const cJSON *child = v->child; child; child = child->next) {
+		int d = json_depth(child);
+		if (d > deepest)
+			deepest = d;
+	}
+	return deepest + 1;
+}
+
+int json_parse_object(const char *s, size_t len, int max_depth, cJSON **ret_obj, char *err, size_t errlen)
+{
+	const char *end = NULL;
+	cJSON *v = cJSON_ParseWithLengthOpts(s, len, &end, 0);
+
+	if (!v) {
+		snprintf(err, errlen, "not valid JSON at offset %td", end ? end - s : (ptrdiff_t)0);
+		return -EINVAL;
+	}
+	if (!cJSON_IsObject(v)) {
+		snprintf(err, errlen, "must be a JSON object");
+		cJSON_Delete(v);
+		return -EINVAL;
+	}
+	if (json_depth(v) > max_depth) {
+		snprintf(err, errlen, "nested deeper than %d", max_depth);
+		cJSON_Delete(v);
+		return -EINVAL;
+	}
+	*ret_obj = v;
+	return 0;
+}
+
+static const cJSON *field(const cJSON *obj, const char *key, bool required, int *rc, char *err, size_t errlen)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+	*rc = 0;
+	if (!v || cJSON_IsNull(v)) {
+		if (required) {
+			snprintf(err, errlen, "%s is required", key);
+			*rc = -ENOENT;
+		}
+		return NULL;
+	}
+	return v;
+}
+
+int json_get_string(const cJSON *obj, const char *key, bool required, const char **ret, char *err,
+		    size_t errlen)
+{
+	int rc;
+	const cJSON *v = field(obj, key, required, &rc, err, errlen);
+
+	if (!v)
+		return rc;
+	if (!cJSON_IsString(v)) {
+		snprintf(err, errlen, "%s must be a string", key);
+		return -EINVAL;
+	}
+	*ret = v->valuestring;
+	return 0;
+}
+
+int json_get_int(const cJSON *obj, const char *key, bool required, int64_t min, int64_t max,
+		 int64_t *ret, char *err, size_t errlen)
+{
+	int rc;
+	const cJSON *v = field(obj, key, required, &rc, err, errlen);
+
+	if (!v)
+		return rc;
+	if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble)) {
+		snprintf(err, errlen, "%s must be an integer", key);
+		return -EINVAL;
+	}
+	if (v->valuedouble < (double)min || v->valuedouble > (double)max) {
+		snprintf(err, errlen, "%s must be between %lld and %lld", key, (long long)min, (long long)max);
+		return -EINVAL;
+	}
+	*ret = (int64_t)v->valuedouble;
+	return 0;
+}
+
+int json_get_bool(const cJSON *obj, const char *key, bool required, bool *ret, char *err, size_t errlen)
+{
+	int rc;
+	const cJSON *v = field(obj, key, required, &rc, err, errlen);
+
+	if (!v)
+		return rc;
+	if (!cJSON_IsBool(v)) {
+		snprintf(err, errlen, "%s must be true or false", key);
+		return -EINVAL;
+	}
+	*ret = cJSON_IsTrue(v);
+	return 0;
+}

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/* JSON helpers on cJSON: bounded parsing and typed field access that names
+ * the offending field in its error message. */
+#ifndef JW_JSON_H
+#define JW_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+/* Parses len bytes as one JSON object nested at most max_depth deep.
+ * Returns 0 and *ret_obj (caller frees with cJSON_Delete), or -EINVAL with a
+ * message in err ("not valid JSON at offset 12", "nested deeper than 64",
+ * "must be a JSON object"). */
+int json_parse_object(const char *s, size_t len, int max_depth, cJSON **ret_obj, char *err, size_t errlen);
+
+/* Containers nested in a JSON value: scalars 0, {} and [] 1, {"a":[1]} 2. */
+int json_depth(const cJSON *v);
+
+/* Typed access to obj[key]. When the field is absent: -ENOENT if required
+ * (message "KEY is required"), else 0 with *ret untouched. Wrong type or out
+ * of range: -EINVAL with a message naming the key. */
+int json_get_string(const cJSON *obj, const char *key, bool required, const char **ret, char *err,
+		    size_t errlen);
+int json_get_int(const cJSON *obj, const char *key, bool required, int64_t min, int64_t max,
+		 int64_t *ret, char *err, size_t errlen);
+int json_get_bool(const cJSON *obj, const char *key, bool required, bool *ret, char *err, size_t errlen);
+
+#endif

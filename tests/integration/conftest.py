@@ -1,0 +1,195 @@
+# SPDX-License-Identifier: MIT
+"""Integration test harness: a real PostgreSQL per test session, a fresh
+migrated database per test, and helpers to run jobwheel's binaries."""
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import psycopg
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("JW_BUILD_DIR", os.path.join(ROOT, "build"))
+PG_BIN = os.environ.get("JW_PG_BIN", "/usr/lib/postgresql/15/bin")
+WORKER = os.path.join(BUILD, "worker", "jobwheel-worker")
+CLI = os.path.join(BUILD, "cli", "jobwheel")
+
+
+def wait_for(predicate, timeout=10.0, interval=0.02, what="condition"):
+    """Polls predicate until it returns a truthy value; fails after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def clean_env(**extra):
+    """The environment for a jobwheel process: no stray JOBWHEEL_* settings."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("JOBWHEEL_") and k != "EMAIL_FAILURE_RATE"}
+    env["JOBWHEEL_CONFIG"] = "/dev/null"  # never a host's /etc/jobwheel/jobwheel.conf
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+class Postgres:
+    """A private PostgreSQL cluster on a free loopback port."""
+
+    def __init__(self, base):
+        self.base = base
+        self.data = os.path.join(base, "data")
+        self.port = free_port()
+        self.log = os.path.join(base, "postgres.log")
+        self.runas = []
+        if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+            self.runas = ["runuser", "-u", "postgres", "--"]
+            shutil.chown(base, "postgres")
+
+    def _run(self, *args):
+        subprocess.run(self.runas + list(args), check=True, stdout=subprocess.DEVNULL)
+
+    def init(self):
+        self._run(os.path.join(PG_BIN, "initdb"), "-D", self.data, "-A", "trust", "-U", "postgres",
+                  "--no-sync", "-E", "UTF8")
+        with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
+            f.write(f"port = {self.port}\nlisten_addresses = '127.0.0.1'\n"
+                    f"unix_socket_directories = '{self.base}'\nmax_connections = 200\n"
+                    "fsync = off\nfull_page_writes = off\n")
+
+    def start(self):
+        self._run(os.path.join(PG_BIN, "pg_ctl"), "-D", self.data, "-l", self.log, "-w", "-t", "60", "start")
+
+    def stop(self, mode="fast"):
+        self._run(os.path.join(PG_BIN, "pg_ctl"), "-D", self.data, "-m", mode, "-w", "stop")
+
+    def dsn(self, dbname="postgres"):
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
+
+
+@pytest.fixture(scope="session")
+def pg():
+    base = tempfile.mkdtemp(prefix="jw-pg-")
+    os.chmod(base, 0o755)
+    server = Postgres(base)
+    server.init()
+    server.start()
+    with psycopg.connect(server.dsn(), autocommit=True) as c:
+        c.execute("CREATE DATABASE jw_template")
+    subprocess.run([CLI, "--set", "database.url=" + server.dsn("jw_template"), "migrate"],
+                   check=True, env=clean_env(), stdout=subprocess.DEVNULL)
+    yield server
+    try:
+        server.stop("immediate")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+_db_counter = [0]
+
+
+@pytest.fixture
+def dsn(pg):
+    """A fresh, migrated database for one test."""
+    _db_counter[0] += 1
+    name = f"t{os.getpid()}_{_db_counter[0]}"
+    with psycopg.connect(pg.dsn(), autocommit=True) as c:
+        c.execute(f"CREATE DATABASE {name} TEMPLATE jw_template")
+    yield pg.dsn(name)
+    with psycopg.connect(pg.dsn(), autocommit=True) as c:
+        c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def db(dsn):
+    """An autocommit psycopg connection to the test's database."""
+    with psycopg.connect(dsn, autocommit=True) as c:
+        yield c
+
+
+def one(conn, sql, *params):
+    """The first column of the first row."""
+    row = conn.execute(sql, params).fetchone()
+    return row[0] if row else None
+
+
+def job_state(conn, job_id):
+    return one(conn, "SELECT state FROM jobwheel.jobs WHERE id = %s", job_id)
+
+
+class Worker:
+    """A jobwheel-worker process with its log kept for the test report."""
+
+    def __init__(self, dsn, tmp_path, *args, **settings):
+        self.dsn = dsn
+        self.log_path = tmp_path / f"worker-{id(self)}.log"
+        cmd = [WORKER, "--set", "database.url=" + dsn, "--log-level", "debug"]
+        for key, value in settings.items():
+            cmd += ["--set", f"{key.replace('__', '.')}={value}"]
+        cmd += list(args)
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=clean_env())
+        self.name = None
+
+    def wait_registered(self, conn, timeout=10):
+        def registered():
+            assert self.proc.poll() is None, f"worker exited early:\n{self.output()}"
+            return one(conn, "SELECT id FROM jobwheel.workers WHERE pid = %s", self.proc.pid)
+        self.name = wait_for(registered, timeout, what="worker registration")
+        return self
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout=30):
+        return self.proc.wait(timeout)
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def output(self):
+        self.log.flush()
+        return self.log_path.read_text()
+
+
+@pytest.fixture
+def workers(dsn, db, tmp_path):
+    """Starts workers: workers.start(concurrency=4, worker__poll_ms=200)."""
+    started = []
+
+    class Factory:
+        def start(self, *args, wait=True, **settings):
+            w = Worker(dsn, tmp_path, *args, **settings)
+            started.append(w)
+            if wait:
+                w.wait_registered(db)
+            return w
+
+    yield Factory()
+    for w in started:
+        w.kill()
+
+
+def cli(dsn, *args, input=None, check=True, env=None):
+    """Runs the jobwheel CLI against dsn; returns the CompletedProcess."""
+    r = subprocess.run([CLI, "--set", "database.url=" + dsn, *args], input=input, capture_output=True,
+                       text=True, env=env or clean_env())
+    if check and r.returncode != 0:
+        raise AssertionError(f"jobwheel {' '.join(args)} exited {r.returncode}:\n{r.stderr}")
+    return r

@@ -1,0 +1,599 @@
+/* SPDX-License-Identifier: MIT */
+/* The worker: claims jobs, runs their handlers on the loop, reports outcomes
+ * in batches, heartbeats, and drains on shutdown.
+ *
+ * Everything happens on one libev loop. An ev_prepare watcher runs once per
+ * loop iteration, after all callbacks: it sends the outcomes gathered in that
+ * iteration as one statement, then claims as many jobs as there are free
+ * slots. So a batch of no-op jobs costs two statements, whatever its size. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "job.h"
+#include "log.h"
+#include "outcomes.h"
+#include "pgconn.h"
+#include "sdnotify.h"
+#include "strbuf.h"
+#include "util.h"
+#include "worker.h"
+
+enum phase {
+	PHASE_RUNNING,   /* claiming and running */
+	PHASE_DRAINING,  /* SIGTERM: no claims, running jobs may finish */
+	PHASE_RELEASING, /* grace over: giving unfinished jobs back */
+	PHASE_LEAVING,   /* deregistering */
+	PHASE_DONE,
+};
+
+struct worker {
+	struct ev_loop *loop;
+	struct config *cfg;
+	struct pgconn *db;
+	struct job_env env;
+	struct rng rng;
+	char id[320];
+	char host[256];
+	struct strbuf queues_array;     /* {q1,q2} */
+	struct strbuf heartbeat_ids;    /* parameter of the heartbeat */
+	struct strbuf release_ids;      /* jobs given back at the end of the grace */
+	struct strbuf release_attempts;
+
+	enum phase phase;
+	bool clean_exit;
+	bool registered;
+
+	struct job *jobs; /* running jobs, doubly linked */
+	int running;
+
+	bool claiming;    /* a claim is in flight */
+	int claim_asked;  /* how many it asked for */
+	bool more_work;   /* the last claim was full, or a wake-up came */
+	bool claim_again; /* a wake-up came while a claim was in flight */
+
+	struct outcomes out;
+	bool reporting; /* an outcome batch is in flight */
+	bool releasing; /* the release statement is in flight */
+
+	ev_prepare tick;
+	ev_timer poll;
+	ev_timer heartbeat;
+	ev_timer watchdog;
+	ev_timer grace;
+};
+
+static void leave(struct worker *w);
+
+/* ------------------------------------------------------------------ jobs */
+
+static struct worker *worker_of(const struct job *job)
+{
+	return container_of(job->env, struct worker, env);
+}
+
+static void job_destroy(struct worker *w, struct job *job)
+{
+	if (job->prev)
+		job->prev->next = job->next;
+	else
+		w->jobs = job->next;
+	if (job->next)
+		job->next->prev = job->prev;
+	ev_timer_stop(w->loop, &job->timeout);
+	w->running--;
+	cJSON_Delete(job->payload);
+	free(job->queue);
+	free(job->kind);
+	free(job);
+}
+
+/* env->finished: a handler reported; keep the outcome for the next flush. */
+static void job_finished(struct job *job, struct job_outcome *o)
+{
+	struct worker *w = worker_of(job);
+
+	if (o->ok)
+		log_debug("job %lld (%s) attempt %d succeeded", (long long)job->id, job->kind, job->attempt);
+	else
+		log_info("job %lld (%s) attempt %d/%d failed%s: %s", (long long)job->id, job->kind, job->attempt,
+			 job->max_attempts, o->retryable ? "" : " (not retryable)", o->error);
+	if (outcomes_add(&w->out, job->id, job->attempt, o) < 0)
+		log_error("job %lld: out of memory recording its outcome; its lease will expire",
+			  (long long)job->id);
+	cJSON_Delete(o->result);
+	job_destroy(w, job);
+}
+
+/* Stops a running job and reports nothing (cancelled, lost, shutdown). */
+static void job_abort(struct worker *w, struct job *job)
+{
+	job->finished = true;
+	if (job->handler && job->handler->abort)
+		job->handler->abort(job);
+	job_destroy(w, job);
+}
+
+static void job_timed_out(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct job *job = container_of(t, struct job, timeout);
+
+	if (job->handler && job->handler->abort)
+		job->handler->abort(job);
+	job_fail(job, "timeout", true, 0);
+}
+
+static struct job *find_job(struct worker *w, int64_t id)
+{
+	for (struct job *j = w->jobs; j; j = j->next)
+		if (j->id == id)
+			return j;
+	return NULL;
+}
+
+static void start_job(struct worker *w, PGresult *res, int row)
+{
+	struct job *job = calloc(1, sizeof(*job));
+
+	if (!job) {
+		log_error("out of memory starting a job; its lease will expire");
+		return;
+	}
+	job->env = &w->env;
+	job->id = strtoll(PQgetvalue(res, row, 0), NULL, 10);
+	job->attempt = atoi(PQgetvalue(res, row, 1));
+	job->max_attempts = atoi(PQgetvalue(res, row, 2));
+	job->queue = strdup(PQgetvalue(res, row, 3));
+	job->kind = strdup(PQgetvalue(res, row, 4));
+	job->payload = cJSON_Parse(PQgetvalue(res, row, 5));
+	job->timeout_ms = strtoll(PQgetvalue(res, row, 6), NULL, 10);
+	job->handler = job->kind ? handler_lookup(job->kind) : NULL;
+
+	job->next = w->jobs;
+	if (w->jobs)
+		w->jobs->prev = job;
+	w->jobs = job;
+	w->running++;
+	ev_timer_init(&job->timeout, job_timed_out, (double)job->timeout_ms / 1000.0, 0);
+	ev_timer_start(w->loop, &job->timeout);
+
+	if (!job->queue || !job->kind || !job->payload) {
+		job_fail(job, "out of memory", true, 0);
+	} else if (!job->handler) {
+		/* Retryable: during a rolling deploy another worker may know it. */
+		job_failf(job, true, "unknown kind %s: no handler in this worker", job->kind);
+	} else {
+		log_debug("job %lld (%s) attempt %d started", (long long)job->id, job->kind, job->attempt);
+		job->handler->start(job); /* may finish and free the job at once */
+	}
+}
+
+/* ------------------------------------------------------------------ claim */
+
+static void claim_done(struct pgconn *db, PGresult *res, void *arg)
+{
+	struct worker *w = arg;
+	int n;
+
+	w->claiming = false;
+	if (!res) {
+		w->more_work = true; /* claim again after the reconnect */
+		return;
+	}
+	if (!pgconn_result_ok(res)) {
+		log_error("claim failed: %s", PQresultErrorMessage(res));
+		return; /* the poll timer tries again */
+	}
+	n = PQntuples(res);
+	for (int i = 0; i < n; i++)
+		start_job(w, res, i);
+	/* A full batch means there may be more; so does a wake-up during the claim. */
+	w->more_work = w->claim_again || n == w->claim_asked;
+	w->claim_again = false;
+}
+
+static void maybe_claim(struct worker *w)
+{
+	int free_slots = (int)w->cfg->worker_concurrency - w->running;
+	char n[16], lease[24];
+	const char *params[4] = { w->id, strbuf_str(&w->queues_array), n, lease };
+
+	if (w->phase != PHASE_RUNNING || w->claiming || !w->more_work || free_slots <= 0)
+		return;
+	snprintf(n, sizeof(n), "%d", free_slots);
+	snprintf(lease, sizeof(lease), "%lld", (long long)w->cfg->worker_lease_ms);
+	if (pgconn_query(w->db,
+			 "SELECT id, attempt, max_attempts, queue, kind, payload, timeout_ms "
+			 "FROM jobwheel.claim($1, $2::text[], $3, $4)",
+			 4, params, claim_done, w) == 0) {
+		w->claiming = true;
+		w->claim_asked = free_slots;
+		w->more_work = false;
+	}
+}
+
+/* --------------------------------------------------------------- outcomes */
+
+static void report_done(struct pgconn *db, PGresult *res, void *arg)
+{
+	struct worker *w = arg;
+
+	w->reporting = false;
+	if (!res) {
+		outcomes_unsent(&w->out); /* resent after the reconnect */
+		return;
+	}
+	if (!pgconn_result_ok(res)) {
+		/* Not expected (fenced writes do not fail); keep them for a retry. */
+		log_error("reporting outcomes failed: %s", PQresultErrorMessage(res));
+		outcomes_unsent(&w->out);
+		return;
+	}
+	outcomes_sent(&w->out);
+}
+
+static void maybe_report(struct worker *w)
+{
+	const char *params[8];
+	const char *sql;
+
+	if (w->reporting || outcomes_waiting(&w->out) == 0)
+		return;
+	sql = outcomes_begin_send(&w->out, params);
+	if (!sql) {
+		log_error("out of memory building the outcome batch");
+		return;
+	}
+	if (pgconn_query(w->db, sql, 8, params, report_done, w) == 0)
+		w->reporting = true;
+	else
+		outcomes_unsent(&w->out);
+}
+
+/* ------------------------------------------------------------- lifecycle */
+
+static void ignore_result(struct pgconn *db, PGresult *res, void *arg)
+{
+	const char *what = arg;
+
+	if (res && !pgconn_result_ok(res))
+		log_error("%s failed: %s", what, PQresultErrorMessage(res));
+}
+
+static void query_or_log(struct worker *w, const char *sql, int nparams, const char *const *params,
+			 const char *what)
+{
+	if (pgconn_query(w->db, sql, nparams, params, ignore_result, (void *)what) < 0)
+		log_debug("%s skipped: database not connected", what);
+}
+
+static void left(struct pgconn *db, PGresult *res, void *arg)
+{
+	struct worker *w = arg;
+
+	if (!res) /* lost the connection: deregister after the reconnect */
+		return;
+	if (!pgconn_result_ok(res))
+		log_error("deregistering failed: %s", PQresultErrorMessage(res));
+	w->phase = PHASE_DONE;
+	w->clean_exit = pgconn_result_ok(res);
+	log_info("worker %s stopped", w->id);
+	ev_break(w->loop, EVBREAK_ALL);
+}
+
+static void leave(struct worker *w)
+{
+	const char *params[1] = { w->id };
+
+	w->phase = PHASE_LEAVING;
+	pgconn_query(w->db, "SELECT jobwheel.deregister_worker($1)", 1, params, left, w);
+}
+
+static void released(struct pgconn *db, PGresult *res, void *arg)
+{
+	struct worker *w = arg;
+
+	w->releasing = false;
+	if (!res)
+		return; /* sent again after the reconnect, see maybe_finish() */
+	if (!pgconn_result_ok(res))
+		log_error("releasing jobs failed: %s", PQresultErrorMessage(res));
+	else
+		log_info("gave %s unfinished job(s) back to their queues", PQgetvalue(res, 0, 0));
+	leave(w);
+}
+
+/* Gives the aborted jobs back without spending an attempt. */
+static void send_release(struct worker *w)
+{
+	const char *params[2] = { strbuf_str(&w->release_ids), strbuf_str(&w->release_attempts) };
+
+	if (pgconn_query(w->db, "SELECT jobwheel.release_many($1::bigint[], $2::int[])", 2, params, released, w) == 0)
+		w->releasing = true;
+}
+
+/* Drives shutdown forward once outcomes are out. */
+static void maybe_finish(struct worker *w)
+{
+	if (w->reporting || outcomes_waiting(&w->out) > 0)
+		return;
+	if (w->phase == PHASE_DRAINING && w->running == 0)
+		leave(w);
+	else if (w->phase == PHASE_RELEASING && !w->releasing)
+		send_release(w);
+}
+
+static void grace_over(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct worker *w = container_of(t, struct worker, grace);
+
+	if (w->phase != PHASE_DRAINING)
+		return;
+	log_warn("shutdown grace over: giving %d running job(s) back", w->running);
+	pgarray_begin(&w->release_ids);
+	pgarray_begin(&w->release_attempts);
+	while (w->jobs) {
+		pgarray_add_int(&w->release_ids, w->jobs->id);
+		pgarray_add_int(&w->release_attempts, w->jobs->attempt);
+		job_abort(w, w->jobs);
+	}
+	pgarray_end(&w->release_ids);
+	pgarray_end(&w->release_attempts);
+	w->phase = PHASE_RELEASING;
+}
+
+void worker_drain(struct worker *w)
+{
+	const char *params[1] = { w->id };
+
+	if (w->phase != PHASE_RUNNING)
+		return;
+	log_info("draining: %d job(s) running, grace %lld ms", w->running,
+		 (long long)w->cfg->worker_shutdown_grace_ms);
+	sdnotify_stopping();
+	w->phase = PHASE_DRAINING;
+	ev_timer_stop(w->loop, &w->poll);
+	query_or_log(w, "SELECT jobwheel.set_worker_state($1, 'stopping')", 1, params, "marking the worker stopping");
+	ev_timer_set(&w->grace, (double)w->cfg->worker_shutdown_grace_ms / 1000.0, 0);
+	ev_timer_start(w->loop, &w->grace);
+}
+
+/* Once per loop iteration, after every callback of that iteration. */
+static void on_tick(struct ev_loop *loop, ev_prepare *p, int revents)
+{
+	struct worker *w = container_of(p, struct worker, tick);
+
+	if (!pgconn_is_connected(w->db) || !w->registered || w->phase == PHASE_LEAVING || w->phase == PHASE_DONE)
+		return;
+	maybe_report(w);
+	maybe_claim(w);
+	if (w->phase != PHASE_RUNNING)
+		maybe_finish(w);
+}
+
+/* ----------------------------------------------------- timers and signals */
+
+static void on_poll(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct worker *w = container_of(t, struct worker, poll);
+
+	/* Fallback for a missed wake-up, and for delayed jobs and retries when
+	 * no coordinator runs: make due jobs ready, then look for work. */
+	query_or_log(w, "SELECT jobwheel.promote_due(1000)", 0, NULL, "promoting due jobs");
+	w->more_work = true;
+}
+
+static void heartbeat_done(struct pgconn *db, PGresult *res, void *arg)
+{
+	struct worker *w = arg;
+
+	if (!res)
+		return;
+	if (!pgconn_result_ok(res)) {
+		log_error("heartbeat failed: %s", PQresultErrorMessage(res));
+		return;
+	}
+	/* Jobs the database says we no longer hold: cancelled while we were
+	 * disconnected, or reclaimed after our lease ran out. */
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct job *job = find_job(w, strtoll(PQgetvalue(res, i, 0), NULL, 10));
+		if (job) {
+			log_warn("job %lld is no longer ours (cancelled or lease lost): aborting it",
+				 (long long)job->id);
+			job_abort(w, job);
+		}
+	}
+}
+
+static void on_heartbeat(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct worker *w = container_of(t, struct worker, heartbeat);
+	char lease[24];
+	const char *params[3] = { w->id, NULL, lease };
+
+	if (!pgconn_is_connected(w->db))
+		return;
+	pgarray_begin(&w->heartbeat_ids);
+	for (struct job *j = w->jobs; j; j = j->next)
+		pgarray_add_int(&w->heartbeat_ids, j->id);
+	pgarray_end(&w->heartbeat_ids);
+	params[1] = strbuf_str(&w->heartbeat_ids);
+	snprintf(lease, sizeof(lease), "%lld", (long long)w->cfg->worker_lease_ms);
+	pgconn_query(w->db, "SELECT * FROM jobwheel.heartbeat($1, $2::bigint[], $3)", 3, params, heartbeat_done, w);
+	/* Until the coordinator exists everywhere, workers also reclaim
+	 * expired leases (of crashed workers); SKIP LOCKED keeps them apart. */
+	query_or_log(w, "SELECT jobwheel.expire_leases(1000)", 0, NULL, "expiring leases");
+}
+
+static void on_watchdog(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	sdnotify_watchdog();
+}
+
+/* ------------------------------------------------------------- database */
+
+static void registered(struct pgconn *db, PGresult *res, void *arg)
+{
+	struct worker *w = arg;
+
+	if (!res || !pgconn_result_ok(res)) {
+		if (res)
+			log_error("registering the worker failed: %s", PQresultErrorMessage(res));
+		return;
+	}
+	if (!w->registered)
+		log_info("worker %s ready: queues %s, concurrency %lld", w->id, w->cfg->worker_queues,
+			 (long long)w->cfg->worker_concurrency);
+	w->registered = true;
+	w->more_work = true;
+	sdnotify_ready();
+}
+
+static void on_connected(struct pgconn *db, void *arg)
+{
+	struct worker *w = arg;
+	char pid[16], conc[16];
+	const char *params[5] = { w->id, w->host, pid, strbuf_str(&w->queues_array), conc };
+
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	snprintf(conc, sizeof(conc), "%lld", (long long)w->cfg->worker_concurrency);
+	query_or_log(w, "LISTEN jobwheel_wake", 0, NULL, "LISTEN jobwheel_wake");
+	query_or_log(w, "LISTEN jobwheel_cancel", 0, NULL, "LISTEN jobwheel_cancel");
+	pgconn_query(db, "SELECT jobwheel.register_worker($1, $2, $3, $4::text[], $5)", 5, params, registered, w);
+	if (w->phase != PHASE_RUNNING) {
+		const char *id[1] = { w->id };
+		query_or_log(w, "SELECT jobwheel.set_worker_state($1, 'stopping')", 1, id, "marking the worker stopping");
+		if (w->phase == PHASE_LEAVING)
+			leave(w);
+	}
+}
+
+static void on_disconnected(struct pgconn *db, const char *why, void *arg)
+{
+	struct worker *w = arg;
+
+	log_warn("database connection lost: %s; reconnecting (%d job(s) keep running)", why, w->running);
+}
+
+static bool serves_queue(const struct worker *w, const char *queue)
+{
+	size_t n = strlen(queue);
+
+	for (const char *q = w->cfg->worker_queues; *q;) {
+		size_t len = strcspn(q, ",");
+		const char *s = q;
+		while (len && *s == ' ') {
+			s++;
+			len--;
+		}
+		while (len && s[len - 1] == ' ')
+			len--;
+		if (len == n && memcmp(s, queue, n) == 0)
+			return true;
+		q += strcspn(q, ",");
+		if (*q == ',')
+			q++;
+	}
+	return false;
+}
+
+static void on_notify(struct pgconn *db, const char *channel, const char *payload, void *arg)
+{
+	struct worker *w = arg;
+
+	if (strcmp(channel, "jobwheel_wake") == 0 && serves_queue(w, payload)) {
+		if (w->claiming)
+			w->claim_again = true;
+		else
+			w->more_work = true;
+	} else if (strcmp(channel, "jobwheel_cancel") == 0) {
+		struct job *job = find_job(w, strtoll(payload, NULL, 10));
+		if (job) {
+			log_info("job %lld cancelled: aborting it", (long long)job->id);
+			job_abort(w, job);
+		}
+	}
+}
+
+/* ---------------------------------------------------------------- public */
+
+struct worker *worker_new(struct ev_loop *loop, struct config *cfg, char **queues, int nqueues)
+{
+	static const struct pgconn_callbacks cbs = {
+		.connected = on_connected,
+		.disconnected = on_disconnected,
+		.notify = on_notify,
+	};
+	struct worker *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return NULL;
+	w->loop = loop;
+	w->cfg = cfg;
+	rng_seed(&w->rng, (uint64_t)cfg->email_mock_seed);
+	w->env = (struct job_env){ .loop = loop, .cfg = cfg, .rng = &w->rng, .finished = job_finished };
+	if (gethostname(w->host, sizeof(w->host) - 1) < 0)
+		snprintf(w->host, sizeof(w->host), "unknown");
+	if (*cfg->worker_name)
+		snprintf(w->id, sizeof(w->id), "%s", cfg->worker_name);
+	else
+		snprintf(w->id, sizeof(w->id), "%s:%d:%04x", w->host, (int)getpid(),
+			 (unsigned)(rng_next(&w->rng) & 0xffff));
+	pgarray_begin(&w->queues_array);
+	for (int i = 0; i < nqueues; i++)
+		pgarray_add_text(&w->queues_array, queues[i]);
+	pgarray_end(&w->queues_array);
+	w->db = pgconn_new(loop, cfg->database_url, "jobwheel-worker", &cbs, w);
+	if (!w->db || w->queues_array.oom) {
+		worker_free(w);
+		return NULL;
+	}
+	ev_prepare_init(&w->tick, on_tick);
+	ev_timer_init(&w->poll, on_poll, 0, (double)cfg->worker_poll_ms / 1000.0);
+	ev_timer_init(&w->heartbeat, on_heartbeat, 0, (double)cfg->worker_heartbeat_ms / 1000.0);
+	ev_timer_init(&w->grace, grace_over, 0, 0);
+	int64_t wd = sdnotify_watchdog_ms();
+	ev_timer_init(&w->watchdog, on_watchdog, 0, wd > 0 ? (double)wd / 2000.0 : 0);
+	if (wd > 0)
+		ev_timer_again(loop, &w->watchdog);
+	return w;
+}
+
+void worker_start(struct worker *w)
+{
+	ev_prepare_start(w->loop, &w->tick);
+	ev_timer_again(w->loop, &w->poll);
+	ev_timer_again(w->loop, &w->heartbeat);
+	pgconn_start(w->db);
+}
+
+bool worker_done(const struct worker *w)
+{
+	return w->phase == PHASE_DONE;
+}
+
+int worker_exit_status(const struct worker *w)
+{
+	return w->phase == PHASE_DONE && w->clean_exit ? 0 : 1;
+}
+
+void worker_free(struct worker *w)
+{
+	if (!w)
+		return;
+	while (w->jobs)
+		job_abort(w, w->jobs);
+	ev_prepare_stop(w->loop, &w->tick);
+	ev_timer_stop(w->loop, &w->poll);
+	ev_timer_stop(w->loop, &w->heartbeat);
+	ev_timer_stop(w->loop, &w->watchdog);
+	ev_timer_stop(w->loop, &w->grace);
+	pgconn_free(w->db);
+	outcomes_free(&w->out);
+	strbuf_free(&w->queues_array);
+	strbuf_free(&w->heartbeat_ids);
+	strbuf_free(&w->release_ids);
+	strbuf_free(&w->release_attempts);
+	free(w);
+}
