@@ -138,8 +138,9 @@ class Worker:
         self.dsn = dsn
         self.log_path = tmp_path / f"worker-{id(self)}.log"
         cmd = [WORKER, "--set", "database.url=" + dsn, "--log-level", "debug"]
-        for key, value in settings.items():
-            cmd += ["--set", f"{key.replace('__', '.')}={value}"]
+        for key, value in settings.items():  # concurrency=4, email__failure_rate=1
+            key = key.replace("__", ".") if "__" in key else "worker." + key
+            cmd += ["--set", f"{key}={value}"]
         cmd += list(args)
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=clean_env())
