@@ -1,5 +1,448 @@
 /* SPDX-License-Identifier: MIT */
-/* placeholder until written */
+/* jobwheel enqueue: one job from flags, or many as NDJSON on stdin (SPEC §11). */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
 #include "cli.h"
-int cmd_enqueue(const struct cli_ctx *ctx) { (void)ctx; return 2; }
+#include "json.h"
+#include "strbuf.h"
+#include "util.h"
+
+#define BATCH_CHUNK 1000               /* jobs per jobwheel.enqueue_batch() call */
+#define BATCH_MAX_LINE (1024 * 1024)   /* bytes per input line, like gateway.max_body */
+#define JOB_MAX_DEPTH 65               /* a job object around a payload nested 64 deep */
+#define USAGE "usage: enqueue KIND [--payload JSON] [--queue Q] [--priority N] [--delay 5s | --at TIME]\n" \
+	      "  [--depends-on ID,..] [--max-attempts N] [--unique-key K] [--timeout-ms N]\n" \
+	      "  [--backoff-base-ms N] [--trigger all_success|all_done]   or: enqueue --batch < jobs.ndjson"
+
+enum opt_type { OPT_TEXT, OPT_JSON, OPT_INT, OPT_DELAY, OPT_IDS };
+
+/* A flag of `enqueue KIND` and the named argument of jobwheel.enqueue() it
+ * becomes: "NAME => PREFIX$n SUFFIX". */
+static const struct opt {
+	const char *flag;
+	const char *name;
+	const char *prefix;
+	const char *suffix;
+	enum opt_type type;
+} opts[] = {
+	{ "--payload", "payload", "", "::jsonb", OPT_JSON },
+	{ "--queue", "queue", "", "::text", OPT_TEXT },
+	{ "--priority", "priority", "", "::int", OPT_INT },
+	{ "--delay", "run_at", "now() + ", "::bigint * interval '1 millisecond'", OPT_DELAY },
+	{ "--at", "run_at", "", "::timestamptz", OPT_TEXT },
+	{ "--depends-on", "depends_on", "", "::bigint[]", OPT_IDS },
+	{ "--max-attempts", "max_attempts", "", "::int", OPT_INT },
+	{ "--unique-key", "unique_key", "", "::text", OPT_TEXT },
+	{ "--timeout-ms", "timeout_ms", "", "::int", OPT_INT },
+	{ "--backoff-base-ms", "backoff_base_ms", "", "::int", OPT_INT },
+	{ "--trigger", "trigger", "", "::text", OPT_TEXT },
+};
+
+struct enqueue_req {
+	const char *kind;
+	const char *param[ARRAY_SIZE(opts)]; /* value sent to the server; NULL: flag absent */
+	char num[ARRAY_SIZE(opts)][24];      /* normalised integers behind param[] */
+	struct strbuf ids;                   /* --depends-on as an array literal */
+};
+
+/* Prints "jobwheel enqueue: MESSAGE", and the usage if `usage`; returns
+ * the exit status 2. */
+static int bad_args(bool usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int bad_args(bool usage, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("jobwheel enqueue: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs(usage ? "\n" USAGE "\n" : "\n", stderr);
+	return 2;
+}
+
+/* Whole-string decimal integer in [min, max]: 0, -EINVAL, -ERANGE. */
+static int parse_i64(const char *s, int64_t min, int64_t max, int64_t *ret)
+{
+	char *end;
+	long long v;
+
+	if (!((*s >= '0' && *s <= '9') || ((*s == '-' || *s == '+') && s[1] >= '0' && s[1] <= '9')))
+		return -EINVAL;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (*end)
+		return -EINVAL;
+	if (errno == ERANGE || v < min || v > max)
+		return -ERANGE;
+	*ret = v;
+	return 0;
+}
+
+/* Checks that s[0..len) is exactly one JSON object (surrounding whitespace
+ * allowed) nested at most max_depth deep; else -EINVAL and a reason in err. */
+static int check_object(const char *s, size_t len, int max_depth, char *err, size_t errlen)
+{
+	const char *end = NULL;
+	cJSON *v;
+	int rc = 0;
+
+	if (memchr(s, '\0', len)) {
+		snprintf(err, errlen, "contains a NUL byte");
+		return -EINVAL;
+	}
+	v = cJSON_ParseWithLengthOpts(s, len, &end, 0);
+	if (!v) {
+		snprintf(err, errlen, "not valid JSON at offset %td", end ? end - s : (ptrdiff_t)0);
+		return -EINVAL;
+	}
+	while (end < s + len && strchr(" \t\r\n", *end))
+		end++;
+	if (end != s + len) {
+		snprintf(err, errlen, "not valid JSON at offset %td (text after the value)", end - s);
+		rc = -EINVAL;
+	} else if (!cJSON_IsObject(v)) {
+		snprintf(err, errlen, "must be a JSON object");
+		rc = -EINVAL;
+	} else if (json_depth(v) > max_depth) {
+		snprintf(err, errlen, "nested deeper than %d", max_depth);
+		rc = -EINVAL;
+	}
+	cJSON_Delete(v);
+	return rc;
+}
+
+/* Validates and stores the value of opts[k]; returns 0 or the exit status. */
+static int set_opt(struct enqueue_req *req, size_t k, const char *val)
+{
+	const struct opt *o = &opts[k];
+	char err[128];
+	int64_t v;
+	int r;
+
+	if (req->param[k])
+		return bad_args(false, "%s given twice", o->flag);
+	switch (o->type) {
+	case OPT_JSON:
+		if (check_object(val, strlen(val), JOB_MAX_DEPTH - 1, err, sizeof(err)) < 0)
+			return bad_args(false, "%s: %s", o->flag, err);
+		break;
+	case OPT_INT:
+		r = parse_i64(val, INT32_MIN, INT32_MAX, &v);
+		if (r < 0)
+			return bad_args(false, r == -ERANGE ? "%s: \"%s\" is out of range" : "%s: \"%s\" is not an integer",
+					   o->flag, val);
+		snprintf(req->num[k], sizeof(req->num[k]), "%lld", (long long)v);
+		val = req->num[k];
+		break;
+	case OPT_DELAY:
+		if (cfg_parse_duration_ms(val, &v) < 0)
+			return bad_args(false, "%s: \"%s\" is not a duration (e.g. 500ms, 5s, 5m, 2h, 1d)", o->flag, val);
+		snprintf(req->num[k], sizeof(req->num[k]), "%lld", (long long)v);
+		val = req->num[k];
+		break;
+	case OPT_IDS:
+		pgarray_begin(&req->ids);
+		for (const char *p = val;; p++) {
+			size_t n = strcspn(p, ",");
+			char id[24];
+
+			if (n == 0 || n >= sizeof(id))
+				return bad_args(false, "%s: \"%s\" is not a comma-separated list of job ids", o->flag, val);
+			memcpy(id, p, n);
+			id[n] = '\0';
+			if (parse_i64(id, 1, INT64_MAX, &v) < 0)
+				return bad_args(false, "%s: \"%s\" is not a job id", o->flag, id);
+			pgarray_add_int(&req->ids, v);
+			p += n;
+			if (!*p)
+				break;
+		}
+		pgarray_end(&req->ids);
+		if (req->ids.oom) {
+			fprintf(stderr, "jobwheel enqueue: out of memory\n");
+			return 1;
+		}
+		val = strbuf_str(&req->ids);
+		break;
+	case OPT_TEXT:
+		break;
+	}
+	req->param[k] = val;
+	return 0;
+}
+
+/* Sorts argv into KIND, --batch and flags; returns 0 or the exit status. */
+static int parse_args(const struct cli_ctx *ctx, struct enqueue_req *req, bool *ret_batch)
+{
+	bool batch = false, flags = false, ended = false;
+	int rc;
+
+	for (int i = 1; i < ctx->argc; i++) {
+		const char *a = ctx->argv[i], *val = NULL;
+		size_t k;
+
+		if (!ended && strcmp(a, "--") == 0) {
+			ended = true;
+			continue;
+		}
+		if (ended || a[0] != '-' || a[1] == '\0') {
+			if (req->kind)
+				return bad_args(true, "unexpected argument \"%s\" (KIND is \"%s\")", a, req->kind);
+			req->kind = a;
+			continue;
+		}
+		if (strcmp(a, "--batch") == 0) {
+			batch = true;
+			continue;
+		}
+		for (k = 0; k < ARRAY_SIZE(opts); k++) {
+			size_t n = strlen(opts[k].flag);
+
+			if (strncmp(a, opts[k].flag, n) == 0 && (a[n] == '\0' || a[n] == '=')) {
+				val = a[n] == '=' ? a + n + 1 : (i + 1 < ctx->argc ? ctx->argv[++i] : NULL);
+				break;
+			}
+		}
+		if (k == ARRAY_SIZE(opts))
+			return bad_args(true, "unknown flag \"%s\"", a);
+		if (!val)
+			return bad_args(false, "%s needs a value", opts[k].flag);
+		rc = set_opt(req, k, val);
+		if (rc)
+			return rc;
+		flags = true;
+	}
+	if (batch && (req->kind || flags))
+		return bad_args(true, "--batch reads every job from stdin: no KIND or job flags");
+	if (!batch && !req->kind)
+		return bad_args(true, "missing KIND");
+	for (size_t k = 0; k < ARRAY_SIZE(opts); k++)
+		for (size_t j = k + 1; j < ARRAY_SIZE(opts); j++)
+			if (req->param[k] && req->param[j] && strcmp(opts[k].name, opts[j].name) == 0)
+				return bad_args(false, "%s and %s cannot be used together", opts[k].flag, opts[j].flag);
+	*ret_batch = batch;
+	return 0;
+}
+
+/* Reports a failed enqueue: a date/time error the server raised while
+ * reading --at or computing --delay names that flag. Returns 1. */
+static int enqueue_error(const struct enqueue_req *req, PGconn *conn, PGresult *res)
+{
+	const char *code = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+
+	/* 22007 invalid_datetime_format, 22008 datetime_field_overflow, 22009 bad time zone */
+	if (code && msg && strncmp(code, "2200", 4) == 0 && code[4] && strchr("789", code[4])) {
+		for (size_t k = 0; k < ARRAY_SIZE(opts); k++) {
+			if (req->param[k] && strcmp(opts[k].name, "run_at") == 0) {
+				fprintf(stderr, "jobwheel enqueue: %s: %s\n", opts[k].flag, msg);
+				return 1;
+			}
+		}
+	}
+	return cli_sql_error("enqueue", conn, res);
+}
+
+static int enqueue_one(const struct cli_ctx *ctx, const struct enqueue_req *req)
+{
+	const char *params[1 + ARRAY_SIZE(opts)] = { req->kind };
+	struct strbuf sql = { 0 };
+	PGresult *res = NULL;
+	PGconn *conn = NULL;
+	int n = 1, rc = 1;
+
+	/* Named arguments for the flags given only: the SQL function keeps the defaults. */
+	strbuf_puts(&sql, "SELECT jobwheel.enqueue(kind => $1::text");
+	for (size_t k = 0; k < ARRAY_SIZE(opts); k++) {
+		if (!req->param[k])
+			continue;
+		params[n++] = req->param[k];
+		strbuf_printf(&sql, ", %s => %s$%d%s", opts[k].name, opts[k].prefix, n, opts[k].suffix);
+	}
+	strbuf_puts(&sql, ")");
+	if (sql.oom) {
+		fprintf(stderr, "jobwheel enqueue: out of memory\n");
+		goto cleanup;
+	}
+	conn = cli_connect(ctx);
+	if (!conn)
+		goto cleanup;
+	res = PQexecParams(conn, strbuf_str(&sql), n, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+		rc = enqueue_error(req, conn, res);
+		goto cleanup;
+	}
+	if (ctx->json)
+		printf("{\"id\":%s}\n", PQgetvalue(res, 0, 0));
+	else
+		printf("%s\n", PQgetvalue(res, 0, 0));
+	rc = 0;
+cleanup:
+	PQclear(res);
+	PQfinish(conn);
+	strbuf_free(&sql);
+	return rc;
+}
+
+/* --batch: jobs accumulate in a JSON array, sent every BATCH_CHUNK jobs,
+ * all inside one transaction opened with the first chunk. */
+struct batch {
+	const struct cli_ctx *ctx;
+	PGconn *conn;
+	struct strbuf chunk;
+	int line[BATCH_CHUNK]; /* input line of each job in chunk */
+	int n;                 /* jobs in chunk */
+	long total;
+	struct strbuf ids;     /* for --json: "1,2,3" */
+};
+
+static bool exec_ok(PGconn *conn, const char *sql)
+{
+	PGresult *res = PQexec(conn, sql);
+	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+
+	if (!ok)
+		cli_sql_error("enqueue", conn, res);
+	PQclear(res);
+	return ok;
+}
+
+/* Reports a failed enqueue_batch() call by input line: its errors start "jobs[I]: ". */
+static void batch_error(const struct batch *b, PGresult *res)
+{
+	const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	int idx = -1, off = 0;
+
+	if (msg && sscanf(msg, "jobs[%d]: %n", &idx, &off) == 1 && off > 0 && idx >= 0 && idx < b->n)
+		fprintf(stderr, "jobwheel enqueue: line %d: %s\n", b->line[idx], msg + off);
+	else if (msg)
+		fprintf(stderr, "jobwheel enqueue: lines %d-%d: %s\n", b->line[0], b->line[b->n - 1], msg);
+	else
+		cli_sql_error("enqueue", b->conn, res);
+}
+
+/* Sends the pending chunk; returns 0 or the exit status 1. */
+static int batch_flush(struct batch *b)
+{
+	const char *params[1];
+	PGresult *res;
+	int rc = 1;
+
+	if (b->n == 0)
+		return 0;
+	if (!b->conn) {
+		b->conn = cli_connect(b->ctx);
+		if (!b->conn || !exec_ok(b->conn, "BEGIN"))
+			return 1;
+	}
+	strbuf_puts(&b->chunk, "]");
+	if (b->chunk.oom) {
+		fprintf(stderr, "jobwheel enqueue: out of memory\n");
+		return 1;
+	}
+	params[0] = strbuf_str(&b->chunk);
+	res = PQexecParams(b->conn, "SELECT id FROM jobwheel.enqueue_batch($1::jsonb) AS id", 1, NULL, params,
+			   NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != b->n) {
+		batch_error(b, res);
+		goto cleanup;
+	}
+	for (int i = 0; b->ctx->json && i < b->n; i++) {
+		if (b->ids.len)
+			strbuf_puts(&b->ids, ",");
+		strbuf_puts(&b->ids, PQgetvalue(res, i, 0));
+	}
+	b->total += b->n;
+	b->n = 0;
+	strbuf_reset(&b->chunk);
+	rc = 0;
+cleanup:
+	PQclear(res);
+	return rc;
+}
+
+/* Validates one non-blank line and appends it to the chunk; returns 0, or
+ * the exit status (2 for a bad line). */
+static int batch_add(struct batch *b, const char *line, size_t len, int lineno)
+{
+	char err[128];
+
+	if (len > BATCH_MAX_LINE) {
+		fprintf(stderr, "jobwheel enqueue: line %d: longer than %d bytes\n", lineno, BATCH_MAX_LINE);
+		return 2;
+	}
+	if (check_object(line, len, JOB_MAX_DEPTH, err, sizeof(err)) < 0) {
+		fprintf(stderr, "jobwheel enqueue: line %d: %s\n", lineno, err);
+		return 2;
+	}
+	strbuf_puts(&b->chunk, b->n ? "," : "[");
+	strbuf_append(&b->chunk, line, len);
+	b->line[b->n++] = lineno;
+	return b->n == BATCH_CHUNK ? batch_flush(b) : 0;
+}
+
+static int enqueue_batch(const struct cli_ctx *ctx)
+{
+	struct batch *b = calloc(1, sizeof(*b));
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	int lineno = 0, rc = 0;
+
+	if (!b) {
+		fprintf(stderr, "jobwheel enqueue: out of memory\n");
+		return 1;
+	}
+	b->ctx = ctx;
+	while (rc == 0 && (len = getline(&line, &cap, stdin)) >= 0) {
+		size_t n = (size_t)len;
+
+		lineno++;
+		while (n > 0 && strchr(" \t\r\n", line[n - 1]))
+			n--;
+		if (n > 0)
+			rc = batch_add(b, line, n, lineno);
+	}
+	if (rc == 0 && ferror(stdin)) {
+		fprintf(stderr, "jobwheel enqueue: reading stdin: %s\n", strerror(errno));
+		rc = 1;
+	}
+	if (rc == 0)
+		rc = batch_flush(b);
+	if (rc == 0 && b->conn && !exec_ok(b->conn, "COMMIT"))
+		rc = 1;
+	if (rc == 0 && b->ids.oom) {
+		fprintf(stderr, "jobwheel enqueue: out of memory (the jobs were enqueued)\n");
+		rc = 1;
+	}
+	if (rc == 0 && ctx->json)
+		printf("{\"ids\":[%s]}\n", strbuf_str(&b->ids));
+	else if (rc == 0)
+		printf("enqueued %ld jobs\n", b->total);
+	PQfinish(b->conn); /* without COMMIT, closing rolls everything back */
+	strbuf_free(&b->chunk);
+	strbuf_free(&b->ids);
+	free(line);
+	free(b);
+	return rc;
+}
+
+int cmd_enqueue(const struct cli_ctx *ctx)
+{
+	struct enqueue_req req = { 0 };
+	bool batch = false;
+	int rc;
+
+	rc = parse_args(ctx, &req, &batch);
+	if (rc == 0)
+		rc = batch ? enqueue_batch(ctx) : enqueue_one(ctx, &req);
+	strbuf_free(&req.ids);
+	return rc;
+}

@@ -41,7 +41,12 @@ CREATE TABLE jobwheel.jobs (
 	CONSTRAINT jobs_attempts_check CHECK (max_attempts BETWEEN 1 AND 1000 AND attempt >= 0),
 	CONSTRAINT jobs_timeout_check CHECK (timeout_ms >= 1),
 	CONSTRAINT jobs_backoff_check CHECK (backoff_base_ms BETWEEN 0 AND 3600000),
-	CONSTRAINT jobs_trigger_check CHECK (trigger IN ('all_success', 'all_done'))
+	CONSTRAINT jobs_trigger_check CHECK (trigger IN ('all_success', 'all_done')),
+	-- A job holds a lease exactly while it runs. The completion fences below
+	-- test lease_until rather than state: `state = 'running'` would lure the
+	-- planner into the partial index of running jobs and a join of every
+	-- running job against every outcome, instead of one primary-key lookup each.
+	CONSTRAINT jobs_lease_check CHECK ((state = 'running') = (lease_until IS NOT NULL))
 );
 -- A queue table churns: vacuum it long before the default 20% of dead rows.
 ALTER TABLE jobwheel.jobs SET (autovacuum_vacuum_scale_factor = 0.02,
@@ -323,15 +328,21 @@ BEGIN
 	IF v_queues IS NULL THEN
 		RETURN;
 	END IF;
+	-- One index range scan per queue (LATERAL), each already in claim order:
+	-- `queue = ANY (...)` would make the planner sort every ready row instead.
 	RETURN QUERY
 	UPDATE jobwheel.jobs j
 	SET state = 'running', attempt = j.attempt + 1, started_at = now(), worker = claim.worker,
 	    lease_until = now() + make_interval(secs => lease_ms / 1000.0)
-	FROM (SELECT c.id FROM jobwheel.jobs c
-	      WHERE c.state = 'ready' AND c.queue = ANY (v_queues)
+	FROM (SELECT c.id
+	      FROM unnest(v_queues) q(name)
+	      CROSS JOIN LATERAL (SELECT c.id, c.priority, c.run_at FROM jobwheel.jobs c
+	                          WHERE c.state = 'ready' AND c.queue = q.name
+	                          ORDER BY c.priority, c.run_at, c.id
+	                          LIMIT n
+	                          FOR UPDATE SKIP LOCKED) c
 	      ORDER BY c.priority, c.run_at, c.id
-	      LIMIT n
-	      FOR UPDATE SKIP LOCKED) picked
+	      LIMIT n) picked
 	WHERE j.id = picked.id
 	RETURNING j.*;
 END $$;
@@ -344,7 +355,7 @@ LANGUAGE sql AS $$
 		UPDATE jobwheel.jobs j
 		SET state = 'succeeded', finished_at = now(), result = d.result, lease_until = NULL
 		FROM unnest(ids, attempts, results) AS d(id, attempt, result)
-		WHERE j.id = d.id AND j.attempt = d.attempt AND j.state = 'running'
+		WHERE j.id = d.id AND j.attempt = d.attempt AND j.lease_until IS NOT NULL -- running
 		RETURNING 1)
 	SELECT count(*)::int FROM done
 $$;
@@ -373,7 +384,7 @@ BEGIN
 		FROM unnest(ids, attempts, errors, retryable,
 		            coalesce(retry_after_ms, array_fill(NULL::bigint, ARRAY[cardinality(ids)])))
 		     AS f(id, attempt, error, retryable, retry_after_ms)
-		JOIN jobwheel.jobs j ON j.id = f.id AND j.attempt = f.attempt AND j.state = 'running'),
+		JOIN jobwheel.jobs j ON j.id = f.id AND j.attempt = f.attempt AND j.lease_until IS NOT NULL),
 	failed AS (
 		UPDATE jobwheel.jobs j
 		SET state = CASE WHEN f.next_run IS NULL THEN 'dead'
@@ -382,7 +393,7 @@ BEGIN
 		    finished_at = CASE WHEN f.next_run IS NULL THEN now() END,
 		    last_error = f.error, lease_until = NULL
 		FROM f
-		WHERE j.id = f.id AND j.attempt = f.attempt AND j.state = 'running'
+		WHERE j.id = f.id AND j.attempt = f.attempt AND j.lease_until IS NOT NULL -- running
 		RETURNING j.id, j.attempt, j.worker, j.queue, j.state, f.error),
 	logged AS (
 		INSERT INTO jobwheel.job_errors (job_id, attempt, worker, error)
@@ -412,7 +423,7 @@ BEGIN
 		UPDATE jobwheel.jobs j
 		SET state = 'ready', attempt = j.attempt - 1, started_at = NULL, lease_until = NULL
 		FROM unnest(ids, attempts) AS r(id, attempt)
-		WHERE j.id = r.id AND j.attempt = r.attempt AND j.state = 'running'
+		WHERE j.id = r.id AND j.attempt = r.attempt AND j.lease_until IS NOT NULL -- running
 		RETURNING j.queue)
 	SELECT count(*), array_agg(DISTINCT queue) INTO v_n, v_queues FROM released;
 	PERFORM jobwheel._wake(q) FROM unnest(v_queues) q;
