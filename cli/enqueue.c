@@ -17,19 +17,18 @@
 #define BATCH_CHUNK 1000               /* jobs per jobwheel.enqueue_batch() call */
 #define BATCH_MAX_LINE (1024 * 1024)   /* bytes per input line, like gateway.max_body */
 #define JOB_MAX_DEPTH 65               /* a job object around a payload nested 64 deep */
-#define USAGE "usage: enqueue KIND [--payload JSON] [--queue Q] [--priority N] [--delay 5s | --at TIME]\n" \
-	      "  [--depends-on ID,..] [--max-attempts N] [--unique-key K] [--timeout-ms N]\n" \
-	      "  [--backoff-base-ms N] [--trigger all_success|all_done]   or: enqueue --batch < jobs.ndjson"
+#define USAGE                                                                                     \
+	"usage: enqueue KIND [--payload JSON] [--queue Q] [--priority N] [--delay 5s | --at TIME]\n" \
+	"         [--depends-on ID,..] [--max-attempts N] [--unique-key K] [--timeout-ms N]\n"      \
+	"         [--backoff-base-ms N] [--trigger all_success|all_done]\n"                         \
+	"       enqueue --batch < jobs.ndjson   (one JSON job object per line)"
 
 enum opt_type { OPT_TEXT, OPT_JSON, OPT_INT, OPT_DELAY, OPT_IDS };
 
 /* A flag of `enqueue KIND` and the named argument of jobwheel.enqueue() it
  * becomes: "NAME => PREFIX$n SUFFIX". */
 static const struct opt {
-	const char *flag;
-	const char *name;
-	const char *prefix;
-	const char *suffix;
+	const char *flag, *name, *prefix, *suffix;
 	enum opt_type type;
 } opts[] = {
 	{ "--payload", "payload", "", "::jsonb", OPT_JSON },
@@ -52,8 +51,7 @@ struct enqueue_req {
 	struct strbuf ids;                   /* --depends-on as an array literal */
 };
 
-/* Prints "jobwheel enqueue: MESSAGE", and the usage if `usage`; returns
- * the exit status 2. */
+/* Prints "jobwheel enqueue: MESSAGE" (and the usage); returns the exit status 2. */
 static int bad_args(bool usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int bad_args(bool usage, const char *fmt, ...)
 {
@@ -68,7 +66,7 @@ static int bad_args(bool usage, const char *fmt, ...)
 }
 
 /* Whole-string decimal integer in [min, max]: 0, -EINVAL, -ERANGE. */
-static int parse_i64(const char *s, int64_t min, int64_t max, int64_t *ret)
+static int parse_int(const char *s, int64_t min, int64_t max, int64_t *ret)
 {
 	char *end;
 	long long v;
@@ -89,31 +87,24 @@ static int parse_i64(const char *s, int64_t min, int64_t max, int64_t *ret)
  * allowed) nested at most max_depth deep; else -EINVAL and a reason in err. */
 static int check_object(const char *s, size_t len, int max_depth, char *err, size_t errlen)
 {
-	const char *end = NULL;
-	cJSON *v;
-	int rc = 0;
+	const char *end = memchr(s, '\0', len); /* cJSON takes NUL, libpq would cut the text there */
+	cJSON *v = end ? NULL : cJSON_ParseWithLengthOpts(s, len, &end, 0);
+	int rc = -EINVAL;
 
-	if (memchr(s, '\0', len)) {
-		snprintf(err, errlen, "contains a NUL byte");
-		return -EINVAL;
-	}
-	v = cJSON_ParseWithLengthOpts(s, len, &end, 0);
 	if (!v) {
 		snprintf(err, errlen, "not valid JSON at offset %td", end ? end - s : (ptrdiff_t)0);
 		return -EINVAL;
 	}
 	while (end < s + len && strchr(" \t\r\n", *end))
 		end++;
-	if (end != s + len) {
-		snprintf(err, errlen, "not valid JSON at offset %td (text after the value)", end - s);
-		rc = -EINVAL;
-	} else if (!cJSON_IsObject(v)) {
+	if (end != s + len)
+		snprintf(err, errlen, "not valid JSON at offset %td (after the value)", end - s);
+	else if (!cJSON_IsObject(v))
 		snprintf(err, errlen, "must be a JSON object");
-		rc = -EINVAL;
-	} else if (json_depth(v) > max_depth) {
+	else if (json_depth(v) > max_depth)
 		snprintf(err, errlen, "nested deeper than %d", max_depth);
-		rc = -EINVAL;
-	}
+	else
+		rc = 0;
 	cJSON_Delete(v);
 	return rc;
 }
@@ -122,8 +113,8 @@ static int check_object(const char *s, size_t len, int max_depth, char *err, siz
 static int set_opt(struct enqueue_req *req, size_t k, const char *val)
 {
 	const struct opt *o = &opts[k];
-	char err[128];
-	int64_t v;
+	char err[128], *end = NULL;
+	int64_t v = 0;
 	int r;
 
 	if (req->param[k])
@@ -134,45 +125,34 @@ static int set_opt(struct enqueue_req *req, size_t k, const char *val)
 			return bad_args(false, "%s: %s", o->flag, err);
 		break;
 	case OPT_INT:
-		r = parse_i64(val, INT32_MIN, INT32_MAX, &v);
-		if (r < 0)
+		if ((r = parse_int(val, INT32_MIN, INT32_MAX, &v)) < 0)
 			return bad_args(false, r == -ERANGE ? "%s: \"%s\" is out of range" : "%s: \"%s\" is not an integer",
-					   o->flag, val);
-		snprintf(req->num[k], sizeof(req->num[k]), "%lld", (long long)v);
-		val = req->num[k];
+					o->flag, val);
 		break;
 	case OPT_DELAY:
 		if (cfg_parse_duration_ms(val, &v) < 0)
 			return bad_args(false, "%s: \"%s\" is not a duration (e.g. 500ms, 5s, 5m, 2h, 1d)", o->flag, val);
-		snprintf(req->num[k], sizeof(req->num[k]), "%lld", (long long)v);
-		val = req->num[k];
 		break;
 	case OPT_IDS:
 		pgarray_begin(&req->ids);
-		for (const char *p = val;; p++) {
-			size_t n = strcspn(p, ",");
-			char id[24];
-
-			if (n == 0 || n >= sizeof(id))
+		for (const char *p = val;; p = end + 1) {
+			errno = 0;
+			v = *p >= '0' && *p <= '9' ? strtoll(p, &end, 10) : 0;
+			if (v < 1 || errno == ERANGE || (*end != ',' && *end != '\0'))
 				return bad_args(false, "%s: \"%s\" is not a comma-separated list of job ids", o->flag, val);
-			memcpy(id, p, n);
-			id[n] = '\0';
-			if (parse_i64(id, 1, INT64_MAX, &v) < 0)
-				return bad_args(false, "%s: \"%s\" is not a job id", o->flag, id);
 			pgarray_add_int(&req->ids, v);
-			p += n;
-			if (!*p)
+			if (!*end)
 				break;
 		}
 		pgarray_end(&req->ids);
-		if (req->ids.oom) {
-			fprintf(stderr, "jobwheel enqueue: out of memory\n");
-			return 1;
-		}
 		val = strbuf_str(&req->ids);
 		break;
 	case OPT_TEXT:
 		break;
+	}
+	if (o->type == OPT_INT || o->type == OPT_DELAY) {
+		snprintf(req->num[k], sizeof(req->num[k]), "%lld", (long long)v);
+		val = req->num[k];
 	}
 	req->param[k] = val;
 	return 0;
@@ -214,8 +194,7 @@ static int parse_args(const struct cli_ctx *ctx, struct enqueue_req *req, bool *
 			return bad_args(true, "unknown flag \"%s\"", a);
 		if (!val)
 			return bad_args(false, "%s needs a value", opts[k].flag);
-		rc = set_opt(req, k, val);
-		if (rc)
+		if ((rc = set_opt(req, k, val)) != 0)
 			return rc;
 		flags = true;
 	}
@@ -231,23 +210,21 @@ static int parse_args(const struct cli_ctx *ctx, struct enqueue_req *req, bool *
 	return 0;
 }
 
-/* Reports a failed enqueue: a date/time error the server raised while
- * reading --at or computing --delay names that flag. Returns 1. */
+/* Reports a failed enqueue; a date/time error (SQLSTATE 22007 bad format,
+ * 22008 overflow, 22009 bad time zone) names --at or --delay. Returns 1. */
 static int enqueue_error(const struct enqueue_req *req, PGconn *conn, PGresult *res)
 {
 	const char *code = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 	const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	size_t k = 0;
 
-	/* 22007 invalid_datetime_format, 22008 datetime_field_overflow, 22009 bad time zone */
-	if (code && msg && strncmp(code, "2200", 4) == 0 && code[4] && strchr("789", code[4])) {
-		for (size_t k = 0; k < ARRAY_SIZE(opts); k++) {
-			if (req->param[k] && strcmp(opts[k].name, "run_at") == 0) {
-				fprintf(stderr, "jobwheel enqueue: %s: %s\n", opts[k].flag, msg);
-				return 1;
-			}
-		}
-	}
-	return cli_sql_error("enqueue", conn, res);
+	while (k < ARRAY_SIZE(opts) && !(req->param[k] && strcmp(opts[k].name, "run_at") == 0))
+		k++;
+	if (k == ARRAY_SIZE(opts) || !code || !msg || strncmp(code, "2200", 4) != 0 || code[4] == '\0' ||
+	    !strchr("789", code[4]))
+		return cli_sql_error("enqueue", conn, res);
+	fprintf(stderr, "jobwheel enqueue: %s: %s\n", opts[k].flag, msg);
+	return 1;
 }
 
 static int enqueue_one(const struct cli_ctx *ctx, const struct enqueue_req *req)
@@ -267,7 +244,7 @@ static int enqueue_one(const struct cli_ctx *ctx, const struct enqueue_req *req)
 		strbuf_printf(&sql, ", %s => %s$%d%s", opts[k].name, opts[k].prefix, n, opts[k].suffix);
 	}
 	strbuf_puts(&sql, ")");
-	if (sql.oom) {
+	if (sql.oom || req->ids.oom) {
 		fprintf(stderr, "jobwheel enqueue: out of memory\n");
 		goto cleanup;
 	}
@@ -279,10 +256,7 @@ static int enqueue_one(const struct cli_ctx *ctx, const struct enqueue_req *req)
 		rc = enqueue_error(req, conn, res);
 		goto cleanup;
 	}
-	if (ctx->json)
-		printf("{\"id\":%s}\n", PQgetvalue(res, 0, 0));
-	else
-		printf("%s\n", PQgetvalue(res, 0, 0));
+	printf(ctx->json ? "{\"id\":%s}\n" : "%s\n", PQgetvalue(res, 0, 0));
 	rc = 0;
 cleanup:
 	PQclear(res);
@@ -314,26 +288,12 @@ static bool exec_ok(PGconn *conn, const char *sql)
 	return ok;
 }
 
-/* Reports a failed enqueue_batch() call by input line: its errors start "jobs[I]: ". */
-static void batch_error(const struct batch *b, PGresult *res)
-{
-	const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-	int idx = -1, off = 0;
-
-	if (msg && sscanf(msg, "jobs[%d]: %n", &idx, &off) == 1 && off > 0 && idx >= 0 && idx < b->n)
-		fprintf(stderr, "jobwheel enqueue: line %d: %s\n", b->line[idx], msg + off);
-	else if (msg)
-		fprintf(stderr, "jobwheel enqueue: lines %d-%d: %s\n", b->line[0], b->line[b->n - 1], msg);
-	else
-		cli_sql_error("enqueue", b->conn, res);
-}
-
 /* Sends the pending chunk; returns 0 or the exit status 1. */
 static int batch_flush(struct batch *b)
 {
-	const char *params[1];
+	const char *params[1], *msg;
+	int rc = 1, idx = -1, off = 0;
 	PGresult *res;
-	int rc = 1;
 
 	if (b->n == 0)
 		return 0;
@@ -351,13 +311,23 @@ static int batch_flush(struct batch *b)
 	res = PQexecParams(b->conn, "SELECT id FROM jobwheel.enqueue_batch($1::jsonb) AS id", 1, NULL, params,
 			   NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != b->n) {
-		batch_error(b, res);
+		/* enqueue_batch() errors start "jobs[I]: ": report the input line */
+		msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+		if (msg && sscanf(msg, "jobs[%d]: %n", &idx, &off) == 1 && off > 0 && idx >= 0 && idx < b->n)
+			fprintf(stderr, "jobwheel enqueue: line %d: %s\n", b->line[idx], msg + off);
+		else if (msg)
+			fprintf(stderr, "jobwheel enqueue: lines %d-%d: %s\n", b->line[0], b->line[b->n - 1], msg);
+		else
+			cli_sql_error("enqueue", b->conn, res);
 		goto cleanup;
 	}
 	for (int i = 0; b->ctx->json && i < b->n; i++) {
-		if (b->ids.len)
-			strbuf_puts(&b->ids, ",");
+		strbuf_puts(&b->ids, b->ids.len ? "," : "");
 		strbuf_puts(&b->ids, PQgetvalue(res, i, 0));
+	}
+	if (b->ids.oom) {
+		fprintf(stderr, "jobwheel enqueue: out of memory\n");
+		goto cleanup;
 	}
 	b->total += b->n;
 	b->n = 0;
@@ -368,17 +338,12 @@ cleanup:
 	return rc;
 }
 
-/* Validates one non-blank line and appends it to the chunk; returns 0, or
- * the exit status (2 for a bad line). */
+/* Validates a non-blank line, adds it to the chunk; returns 0 or the exit status. */
 static int batch_add(struct batch *b, const char *line, size_t len, int lineno)
 {
-	char err[128];
+	char err[128] = "longer than 1 MiB";
 
-	if (len > BATCH_MAX_LINE) {
-		fprintf(stderr, "jobwheel enqueue: line %d: longer than %d bytes\n", lineno, BATCH_MAX_LINE);
-		return 2;
-	}
-	if (check_object(line, len, JOB_MAX_DEPTH, err, sizeof(err)) < 0) {
+	if (len > BATCH_MAX_LINE || check_object(line, len, JOB_MAX_DEPTH, err, sizeof(err)) < 0) {
 		fprintf(stderr, "jobwheel enqueue: line %d: %s\n", lineno, err);
 		return 2;
 	}
@@ -390,17 +355,12 @@ static int batch_add(struct batch *b, const char *line, size_t len, int lineno)
 
 static int enqueue_batch(const struct cli_ctx *ctx)
 {
-	struct batch *b = calloc(1, sizeof(*b));
+	struct batch batch = { .ctx = ctx }, *b = &batch;
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t len;
 	int lineno = 0, rc = 0;
 
-	if (!b) {
-		fprintf(stderr, "jobwheel enqueue: out of memory\n");
-		return 1;
-	}
-	b->ctx = ctx;
 	while (rc == 0 && (len = getline(&line, &cap, stdin)) >= 0) {
 		size_t n = (size_t)len;
 
@@ -418,10 +378,6 @@ static int enqueue_batch(const struct cli_ctx *ctx)
 		rc = batch_flush(b);
 	if (rc == 0 && b->conn && !exec_ok(b->conn, "COMMIT"))
 		rc = 1;
-	if (rc == 0 && b->ids.oom) {
-		fprintf(stderr, "jobwheel enqueue: out of memory (the jobs were enqueued)\n");
-		rc = 1;
-	}
 	if (rc == 0 && ctx->json)
 		printf("{\"ids\":[%s]}\n", strbuf_str(&b->ids));
 	else if (rc == 0)
@@ -430,7 +386,6 @@ static int enqueue_batch(const struct cli_ctx *ctx)
 	strbuf_free(&b->chunk);
 	strbuf_free(&b->ids);
 	free(line);
-	free(b);
 	return rc;
 }
 
@@ -438,9 +393,8 @@ int cmd_enqueue(const struct cli_ctx *ctx)
 {
 	struct enqueue_req req = { 0 };
 	bool batch = false;
-	int rc;
+	int rc = parse_args(ctx, &req, &batch);
 
-	rc = parse_args(ctx, &req, &batch);
 	if (rc == 0)
 		rc = batch ? enqueue_batch(ctx) : enqueue_one(ctx, &req);
 	strbuf_free(&req.ids);

@@ -290,6 +290,7 @@ static int job_text(const PGresult *res)
 {
 	cJSON *errors = cJSON_Parse(PQgetvalue(res, 0, (int)ARRAY_SIZE(job_cols)));
 	const cJSON *e;
+	int ww = 6; /* worker column */
 
 	for (int c = 0; c < (int)ARRAY_SIZE(job_cols); c++) {
 		if (c == 5) /* max_attempts: shown as attempt N/M */
@@ -306,15 +307,20 @@ static int job_text(const PGresult *res)
 		cJSON_Delete(errors);
 		return 0;
 	}
-	printf("\nATTEMPT  WORKER                AT                                ERROR\n");
 	cJSON_ArrayForEach(e, errors) {
+		const cJSON *worker = cJSON_GetObjectItemCaseSensitive(e, "worker");
+
+		if (cJSON_IsString(worker) && (int)strlen(worker->valuestring) > ww)
+			ww = (int)strlen(worker->valuestring);
+	}
+	printf("\nATTEMPT  %-*s  %-32s  ERROR\n", ww, "WORKER", "AT");
+	cJSON_ArrayForEach(e, errors) {
+		const cJSON *attempt = cJSON_GetObjectItemCaseSensitive(e, "attempt");
 		const cJSON *worker = cJSON_GetObjectItemCaseSensitive(e, "worker");
 		const cJSON *at = cJSON_GetObjectItemCaseSensitive(e, "at");
 		const cJSON *err = cJSON_GetObjectItemCaseSensitive(e, "error");
 
-		const cJSON *attempt = cJSON_GetObjectItemCaseSensitive(e, "attempt");
-
-		printf("%7d  %-20s  %-32s  ", cJSON_IsNumber(attempt) ? attempt->valueint : 0,
+		printf("%7d  %-*s  %-32s  ", cJSON_IsNumber(attempt) ? attempt->valueint : 0, ww,
 		       cJSON_IsString(worker) ? worker->valuestring : "-", cJSON_IsString(at) ? at->valuestring : "-");
 		put_line(cJSON_IsString(err) ? err->valuestring : "-");
 		putchar('\n');

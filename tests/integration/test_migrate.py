@@ -1,0 +1,48 @@
+# SPDX-License-Identifier: MIT
+"""jobwheel migrate: idempotent, safe to run from several hosts at once, --status."""
+import subprocess
+
+import psycopg
+
+from conftest import CLI, clean_env, cli, one
+
+
+def fresh_database(pg, name):
+    with psycopg.connect(pg.dsn(), autocommit=True) as c:
+        c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        c.execute(f"CREATE DATABASE {name}")
+    return pg.dsn(name)
+
+
+def test_migrate_twice_applies_once(pg):
+    dsn = fresh_database(pg, "mig_twice")
+    assert "pending  0001_init.sql" in cli(dsn, "migrate", "--status").stdout
+    first = cli(dsn, "migrate").stdout
+    second = cli(dsn, "migrate").stdout
+    assert "applied 0001_init.sql" in first and second == ""
+    status = cli(dsn, "migrate", "--status").stdout
+    assert status.startswith("applied  0001_init.sql") and "pending" not in status
+
+
+def test_concurrent_migrations_take_turns(pg):
+    dsn = fresh_database(pg, "mig_race")
+    procs = [subprocess.Popen([CLI, "--set", "database.url=" + dsn, "migrate"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=clean_env()) for _ in range(6)]
+    outs = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, [err for _, err in outs]
+    # exactly one of them applied it; the others waited and found nothing to do
+    assert sum("applied 0001_init.sql" in out for out, _ in outs) == 1
+    with psycopg.connect(dsn) as c:
+        assert one(c, "SELECT count(*) FROM jobwheel.schema_migrations") == 1
+        assert one(c, "SELECT jobwheel.enqueue('noop')") == 1
+
+
+def test_migrate_reports_an_unreachable_database(pg):
+    r = cli("postgresql://postgres@127.0.0.1:1/none", "migrate", check=False)
+    assert r.returncode == 1 and "cannot connect to the database" in r.stderr
+
+
+def test_bad_configuration_exits_2_before_touching_the_database(pg):
+    r = subprocess.run([CLI, "--set", "worker.concurrency=lots", "migrate"], capture_output=True, text=True,
+                       env=clean_env())
+    assert r.returncode == 2 and "worker.concurrency" in r.stderr
