@@ -139,9 +139,12 @@ static int list_json(const PGresult *res, int n)
 
 			if (!names[c]) /* the display form of died_at */
 				continue;
-			cJSON *item = PQgetisnull(res, i, c) ? cJSON_CreateNull() : raw ? cJSON_CreateRaw(v) : cJSON_CreateString(v);
-
-			cJSON_AddItemToObject(job, names[c], item);
+			if (PQgetisnull(res, i, c))
+				cJSON_AddNullToObject(job, names[c]);
+			else if (raw)
+				cJSON_AddRawToObject(job, names[c], v);
+			else
+				cJSON_AddStringToObject(job, names[c], v);
 		}
 	}
 	s = root ? cJSON_PrintUnformatted(root) : NULL;
