@@ -216,33 +216,111 @@ BEGIN
 	RETURN v_id;
 END $$;
 
+-- What is wrong with an integer field of a batch job, or NULL.
+-- (STABLE, not IMMUTABLE, like format() inside: so that PostgreSQL inlines it.)
+CREATE FUNCTION jobwheel._int_problem(v jsonb, field text, lo numeric, hi numeric) RETURNS text
+LANGUAGE sql STABLE AS $$
+	SELECT CASE
+		WHEN v IS NULL OR jsonb_typeof(v) = 'null' THEN NULL
+		WHEN jsonb_typeof(v) <> 'number' OR v::text !~ '^-?[0-9]+$' THEN field || ': must be an integer'
+		WHEN v::text::numeric NOT BETWEEN lo AND hi THEN format('%s: %s is out of range %s..%s', field, v, lo, hi)
+	END
+$$;
+
+-- What is wrong with one job object of enqueue_batch(), as "field: message",
+-- or NULL: the checks of _check_job(), without raising, so that a whole batch
+-- is checked in one set-based pass.
+CREATE FUNCTION jobwheel._job_problem(j jsonb) RETURNS text
+LANGUAGE sql STABLE AS $$
+	SELECT CASE
+		WHEN jsonb_typeof(j) <> 'object' THEN 'jobs: element must be an object, not ' || jsonb_typeof(j)
+		ELSE coalesce(
+			-- (jsonpath, not a sub-SELECT: a sub-SELECT would stop PostgreSQL inlining this)
+			jsonb_path_query_first(j - ARRAY['kind', 'payload', 'queue', 'priority', 'run_at', 'delay_ms',
+			                                 'max_attempts', 'depends_on', 'unique_key', 'timeout_ms',
+			                                 'backoff_base_ms', 'trigger'], '$.keyvalue().key') #>> '{}'
+			|| ': unknown field',
+			CASE WHEN jsonb_typeof(j->'kind') IS DISTINCT FROM 'string' THEN 'kind: must be a string'
+			     WHEN j->>'kind' !~ '^[a-z0-9_.-]{1,64}$'
+			     THEN format('kind: %s is not a valid name (1-64 of a-z 0-9 _ . -)', j->'kind') END,
+			CASE WHEN j ? 'queue' AND (jsonb_typeof(j->'queue') <> 'string' OR j->>'queue' !~ '^[a-z0-9_.-]{1,64}$')
+			     THEN format('queue: %s is not a valid name (1-64 of a-z 0-9 _ . -)', j->'queue') END,
+			CASE WHEN j ? 'payload' AND jsonb_typeof(j->'payload') <> 'object'
+			     THEN 'payload: must be a JSON object, not ' || jsonb_typeof(j->'payload') END,
+			jobwheel._int_problem(j->'priority', 'priority', -2147483648, 2147483647),
+			jobwheel._int_problem(j->'max_attempts', 'max_attempts', 1, 1000),
+			jobwheel._int_problem(j->'timeout_ms', 'timeout_ms', 1, 2147483647),
+			jobwheel._int_problem(j->'backoff_base_ms', 'backoff_base_ms', 0, 3600000),
+			jobwheel._int_problem(j->'delay_ms', 'delay_ms', 0, 315360000000),
+			CASE WHEN j ? 'run_at' AND j ? 'delay_ms' THEN 'run_at: give run_at or delay_ms, not both'
+			     WHEN j ? 'run_at' AND jsonb_typeof(j->'run_at') NOT IN ('string', 'null')
+			     THEN 'run_at: must be an RFC 3339 timestamp string' END,
+			CASE WHEN j ? 'trigger' AND j->>'trigger' NOT IN ('all_success', 'all_done')
+			     THEN format('trigger: %s is not all_success or all_done', j->'trigger') END,
+			CASE WHEN j ? 'unique_key' AND jsonb_typeof(j->'unique_key') NOT IN ('string', 'null')
+			     THEN 'unique_key: must be a string' END,
+			CASE WHEN j ? 'depends_on' AND jsonb_typeof(j->'depends_on') NOT IN ('array', 'null')
+			     THEN 'depends_on: must be an array of job ids' END)
+	END
+$$;
+
 -- jobs: array of objects with the arguments of enqueue() as fields (run_at as
--- RFC 3339, or delay_ms). Returns the ids in input order; all or nothing.
+-- RFC 3339, or delay_ms). Returns the ids in input order; all or nothing; an
+-- error names the element (jobs[i], from 0) and the field.
 CREATE FUNCTION jobwheel.enqueue_batch(jobs jsonb) RETURNS SETOF bigint
 LANGUAGE plpgsql AS $$
 DECLARE
 	v_job jsonb;
-	v_i int := 0;
-	v_key text;
+	v_i int;
+	v_problem text;
 	v_column text;
+	v_ids bigint[];
+	v_queues text[];
 BEGIN
 	IF jobs IS NULL OR jsonb_typeof(jobs) <> 'array' THEN
 		PERFORM jobwheel._bad('jobs', 'must be a JSON array of job objects');
 	END IF;
-	-- One exception block around the loop (not one per job: each block is a
+	SELECT e.i - 1, p.problem INTO v_i, v_problem
+	FROM jsonb_array_elements(jobs) WITH ORDINALITY e(j, i), LATERAL (SELECT jobwheel._job_problem(e.j)) p(problem)
+	WHERE p.problem IS NOT NULL
+	ORDER BY e.i LIMIT 1;
+	IF v_problem IS NOT NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22023', COLUMN = split_part(v_problem, ':', 1),
+			MESSAGE = format('jobs[%s]: jobwheel: %s', v_i, v_problem);
+	END IF;
+
+	IF NOT EXISTS (SELECT 1 FROM jsonb_array_elements(jobs) e(j)
+	               WHERE e.j->>'unique_key' IS NOT NULL OR jsonb_array_length(coalesce(e.j->'depends_on', '[]')) > 0) THEN
+		-- The common case, set-based: one INSERT for the whole batch. Rows
+		-- are inserted in input order, so their ids ascend in that order.
+		WITH ins AS (
+			INSERT INTO jobwheel.jobs (kind, payload, queue, priority, state, run_at, max_attempts,
+			                           timeout_ms, backoff_base_ms, trigger)
+			SELECT x.j->>'kind', coalesce(x.j->'payload', '{}'), coalesce(x.j->>'queue', 'default'),
+			       coalesce((x.j->>'priority')::int, 0),
+			       CASE WHEN x.run_at > now() THEN 'scheduled' ELSE 'ready' END, x.run_at,
+			       coalesce((x.j->>'max_attempts')::int, 4), coalesce((x.j->>'timeout_ms')::int, 300000),
+			       coalesce((x.j->>'backoff_base_ms')::int, 1000), coalesce(x.j->>'trigger', 'all_success')
+			FROM (SELECT e.j, e.i,
+			             CASE WHEN e.j ? 'delay_ms'
+			                  THEN now() + make_interval(secs => (e.j->>'delay_ms')::float8 / 1000)
+			                  ELSE coalesce((e.j->>'run_at')::timestamptz, now()) END AS run_at
+			      FROM jsonb_array_elements(jobs) WITH ORDINALITY e(j, i)) x
+			ORDER BY x.i
+			RETURNING id, queue, state)
+		SELECT array_agg(id ORDER BY id), array_agg(DISTINCT queue) FILTER (WHERE state = 'ready')
+		INTO v_ids, v_queues FROM ins;
+		PERFORM jobwheel._wake(q) FROM unnest(v_queues) q;
+		RETURN QUERY SELECT unnest(v_ids);
+		RETURN;
+	END IF;
+
+	-- Unique keys and dependencies need enqueue()'s per-job logic. One
+	-- exception block around the loop (not one per job: each block is a
 	-- subtransaction) so that an error can name the element it came from.
+	v_i := 0;
 	BEGIN
 		FOR v_job IN SELECT value FROM jsonb_array_elements(jobs) LOOP
-			IF jsonb_typeof(v_job) <> 'object' THEN
-				PERFORM jobwheel._bad('jobs', 'element must be an object, not ' || jsonb_typeof(v_job));
-			END IF;
-			SELECT k INTO v_key FROM jsonb_object_keys(v_job) k
-			WHERE k NOT IN ('kind', 'payload', 'queue', 'priority', 'run_at', 'delay_ms', 'max_attempts',
-			                'depends_on', 'unique_key', 'timeout_ms', 'backoff_base_ms', 'trigger')
-			LIMIT 1;
-			IF FOUND THEN
-				PERFORM jobwheel._bad(v_key, 'unknown field');
-			END IF;
 			RETURN NEXT jobwheel.enqueue(
 				kind => v_job->>'kind',
 				payload => coalesce(v_job->'payload', '{}'),

@@ -33,6 +33,17 @@ BAD_CALLS = [
      "jobs[1]", "prio: unknown field"),
     ("SELECT jobwheel.enqueue_batch('[{\"kind\":\"noop\"}, {\"kind\":\"noop\",\"queue\":\"B!\"}]')",
      "jobs[1]", "queue"),
+    ("SELECT jobwheel.enqueue_batch('[{\"kind\":\"noop\",\"priority\":1.5}]')", "jobs[0]",
+     "priority: must be an integer"),
+    ("SELECT jobwheel.enqueue_batch('[{\"kind\":\"noop\",\"max_attempts\":0}]')", "jobs[0]",
+     "max_attempts: 0 is out of range 1..1000"),
+    ("SELECT jobwheel.enqueue_batch('[{\"kind\":\"noop\",\"delay_ms\":5,\"run_at\":\"2030-01-01\"}]')",
+     "jobs[0]", "run_at: give run_at or delay_ms, not both"),
+    ("SELECT jobwheel.enqueue_batch('[{\"kind\":\"noop\",\"payload\":[]}]')", "jobs[0]",
+     "payload: must be a JSON object, not array"),
+    ("SELECT jobwheel.enqueue_batch('[{\"queue\":\"q\"}]')", "jobs[0]", "kind: must be a string"),
+    ("SELECT jobwheel.enqueue_batch('[{\"kind\":\"a\",\"unique_key\":\"k\"},{\"kind\":\"B\"}]')",
+     "jobs[1]", "kind"),
     ("SELECT * FROM jobwheel.claim('w', '{default}', 0)", "n", "out of range"),
     ("SELECT * FROM jobwheel.claim('', '{default}', 1)", "worker", "non-empty"),
     ("SELECT jobwheel.cancel(424242)", "id", "job 424242 does not exist"),
@@ -90,6 +101,15 @@ def test_batch_returns_ids_in_order_and_is_all_or_nothing(db):
     with pytest.raises(psycopg.Error, match=r"jobs\[2\]"):
         db.execute("SELECT * FROM jobwheel.enqueue_batch(%s)", ('[{"kind":"a"},{"kind":"b"},{"kind":"C"}]',))
     assert count_jobs(db) == 3
+
+
+def test_batch_with_unique_keys_dedupes_within_and_across_batches(db):
+    first = one(db, "SELECT jobwheel.enqueue('noop', unique_key => 'k1')")
+    ids = [r[0] for r in db.execute(
+        "SELECT * FROM jobwheel.enqueue_batch(%s)",
+        ('[{"kind":"a","unique_key":"k1"},{"kind":"b","unique_key":"k2"},{"kind":"c","unique_key":"k2"}]',))]
+    assert ids[0] == first and ids[1] == ids[2] != first
+    assert count_jobs(db) == 2
 
 
 def test_unique_key_returns_the_live_job(db):
