@@ -32,6 +32,7 @@ int cmd_enqueue(const struct cli_ctx *ctx);
 int cmd_status(const struct cli_ctx *ctx);
 int cmd_job(const struct cli_ctx *ctx);
 int cmd_dlq(const struct cli_ctx *ctx);
+int cmd_schedule(const struct cli_ctx *ctx);
 int cmd_bench(const struct cli_ctx *ctx);
 
 #endif

@@ -19,6 +19,7 @@ static const struct {
 	{ "status", cmd_status, "status                             queues x states, workers" },
 	{ "job", cmd_job, "job ID                             one job with its attempts and errors" },
 	{ "dlq", cmd_dlq, "dlq list | dlq requeue ID | dlq requeue --all [--queue Q]" },
+	{ "schedule", cmd_schedule, "schedule add NAME CRON KIND [--payload JSON] [--queue Q] | schedule list | schedule rm NAME" },
 	{ "bench", cmd_bench, "bench drain --jobs N --workers W --concurrency C" },
 };
 
@@ -49,6 +50,9 @@ int cli_sql_error(const char *cmd, PGconn *conn, PGresult *res)
 {
 	const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 
+	/* The SQL API prefixes its messages with "jobwheel: "; we name the command instead. */
+	if (msg && strncmp(msg, "jobwheel: ", 10) == 0)
+		msg += 10;
 	if (msg)
 		fprintf(stderr, "jobwheel %s: %s\n", cmd, msg);
 	else

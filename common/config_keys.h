@@ -28,6 +28,15 @@
 	X(worker_poll_ms, "worker.poll_ms", MS, "1000", 10, 60000, "fallback poll without wake-up")    \
 	X(worker_name, "worker.name", STR, "", 0, 0, "worker id; default HOST:PID:RANDOM")             \
 	X(coordinator_timer, "coordinator.timer", ENUM, "wheel", 0, 0, "wheel|heap: delayed-job timer") \
+	X(coordinator_horizon_ms, "coordinator.horizon_ms", MS, "300000", 1000, 86400000,             \
+	  "delayed jobs due this soon are kept in memory")                                             \
+	X(coordinator_cursor_ms, "coordinator.cursor_ms", MS, "20", 1, 10000,                          \
+	  "how often the leader reads newly scheduled jobs")                                           \
+	X(coordinator_maintenance_ms, "coordinator.maintenance_ms", MS, "1000", 50, 600000,            \
+	  "period of leases, lost workers, aging, hung jobs")                                          \
+	X(coordinator_retention_ms, "coordinator.retention_ms", MS, "60000", 100, 86400000,            \
+	  "period of retention pruning")                                                               \
+	X(retention_events, "retention.events", MS, "1d", 0, 31536000000, "keep events (jobwheel.events)") \
 	X(starvation_max_wait_ms, "starvation.max_wait_ms", MS, "300000", 1000, 86400000,              \
 	  "a ready job waiting this long goes first")                                                  \
 	X(retention_succeeded, "retention.succeeded", MS, "7d", 0, 31536000000, "keep finished jobs")   \

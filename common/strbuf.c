@@ -120,3 +120,20 @@ void pgarray_end(struct strbuf *b)
 {
 	strbuf_puts(b, "}");
 }
+
+bool pgarray_next_int(const char **p, int64_t *ret)
+{
+	const char *s = *p;
+	char *end;
+
+	while (*s == '{' || *s == ',' || *s == ' ')
+		s++;
+	if (*s == '\0' || *s == '}')
+		return false;
+	long long v = strtoll(s, &end, 10);
+	if (end == s)
+		return false;
+	*ret = (int64_t)v;
+	*p = end;
+	return true;
+}

@@ -29,4 +29,8 @@ void pgarray_add_text(struct strbuf *b, const char *s); /* NULL -> NULL */
 void pgarray_add_int(struct strbuf *b, int64_t v);
 void pgarray_end(struct strbuf *b);
 
+/* Reads the next integer of a PostgreSQL integer array literal ("{1,2,3}"),
+ * advancing *p; returns false at the end (or on anything else). */
+bool pgarray_next_int(const char **p, int64_t *ret);
+
 #endif

@@ -17,6 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BUILD = os.environ.get("JW_BUILD_DIR", os.path.join(ROOT, "build"))
 PG_BIN = os.environ.get("JW_PG_BIN", "/usr/lib/postgresql/15/bin")
 WORKER = os.path.join(BUILD, "worker", "jobwheel-worker")
+COORDINATOR = os.path.join(BUILD, "coordinator", "jobwheel-coordinator")
 CLI = os.path.join(BUILD, "cli", "jobwheel")
 
 
@@ -131,27 +132,21 @@ def job_state(conn, job_id):
     return one(conn, "SELECT state FROM jobwheel.jobs WHERE id = %s", job_id)
 
 
-class Worker:
-    """A jobwheel-worker process with its log kept for the test report."""
+class Proc:
+    """A jobwheel process (worker or coordinator) with its log kept for the test report.
+    Settings: concurrency=4 sets worker.concurrency, email__failure_rate=1 sets email.failure_rate."""
 
-    def __init__(self, dsn, tmp_path, *args, **settings):
+    def __init__(self, binary, dsn, tmp_path, *args, **settings):
         self.dsn = dsn
-        self.log_path = tmp_path / f"worker-{id(self)}.log"
-        cmd = [WORKER, "--set", "database.url=" + dsn, "--log-level", "debug"]
-        for key, value in settings.items():  # concurrency=4, email__failure_rate=1
+        self.log_path = tmp_path / f"{os.path.basename(binary)}-{id(self)}.log"
+        cmd = [binary, "--set", "database.url=" + dsn, "--log-level", "debug"]
+        for key, value in settings.items():
             key = key.replace("__", ".") if "__" in key else "worker." + key
             cmd += ["--set", f"{key}={value}"]
         cmd += list(args)
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=clean_env())
         self.name = None
-
-    def wait_registered(self, conn, timeout=10):
-        def registered():
-            assert self.proc.poll() is None, f"worker exited early:\n{self.output()}"
-            return one(conn, "SELECT id FROM jobwheel.workers WHERE pid = %s", self.proc.pid)
-        self.name = wait_for(registered, timeout, what="worker registration")
-        return self
 
     def signal(self, sig):
         self.proc.send_signal(sig)
@@ -167,6 +162,32 @@ class Worker:
     def output(self):
         self.log.flush()
         return self.log_path.read_text()
+
+    def _registered(self, conn, table, timeout):
+        def registered():
+            assert self.proc.poll() is None, f"process exited early:\n{self.output()}"
+            return one(conn, f"SELECT id FROM jobwheel.{table} WHERE pid = %s", self.proc.pid)
+        self.name = wait_for(registered, timeout, what=f"registration in jobwheel.{table}")
+        return self
+
+
+class Worker(Proc):
+    def __init__(self, dsn, tmp_path, *args, **settings):
+        super().__init__(WORKER, dsn, tmp_path, *args, **settings)
+
+    def wait_registered(self, conn, timeout=10):
+        return self._registered(conn, "workers", timeout)
+
+
+class Coordinator(Proc):
+    def __init__(self, dsn, tmp_path, *args, **settings):
+        super().__init__(COORDINATOR, dsn, tmp_path, *args, **settings)
+
+    def wait_registered(self, conn, timeout=10):
+        return self._registered(conn, "coordinators", timeout)
+
+    def is_leader(self, conn):
+        return one(conn, "SELECT count(*) FROM jobwheel.leader WHERE pid = %s", self.proc.pid) == 1
 
 
 @pytest.fixture
@@ -185,6 +206,24 @@ def workers(dsn, db, tmp_path):
     yield Factory()
     for w in started:
         w.kill()
+
+
+@pytest.fixture
+def coordinators(dsn, db, tmp_path):
+    """Starts coordinators: coordinators.start("--timer", "heap", coordinator__cursor_ms=5)."""
+    started = []
+
+    class Factory:
+        def start(self, *args, wait=True, **settings):
+            c = Coordinator(dsn, tmp_path, *args, **settings)
+            started.append(c)
+            if wait:
+                c.wait_registered(db)
+            return c
+
+    yield Factory()
+    for c in started:
+        c.kill()
 
 
 def cli(dsn, *args, input=None, check=True, env=None):
