@@ -43,12 +43,9 @@ static const char *const day_names[] = { "sun", "mon", "tue", "wed", "thu", "fri
 enum { F_SEC, F_MIN, F_HOUR, F_MDAY, F_MONTH, F_WDAY, F_COUNT };
 
 static const struct field_def fields[F_COUNT] = {
-	[F_SEC] = { "second", 0, 59, 59, NULL },
-	[F_MIN] = { "minute", 0, 59, 59, NULL },
-	[F_HOUR] = { "hour", 0, 23, 23, NULL },
-	[F_MDAY] = { "day-of-month", 1, 31, 31, NULL },
-	[F_MONTH] = { "month", 1, 12, 12, month_names },
-	[F_WDAY] = { "day-of-week", 0, 7, 6, day_names },
+	[F_SEC] = { "second", 0, 59, 59, NULL },        [F_MIN] = { "minute", 0, 59, 59, NULL },
+	[F_HOUR] = { "hour", 0, 23, 23, NULL },         [F_MDAY] = { "day-of-month", 1, 31, 31, NULL },
+	[F_MONTH] = { "month", 1, 12, 12, month_names }, [F_WDAY] = { "day-of-week", 0, 7, 6, day_names },
 };
 
 /* Five-field macros spelled as six fields so they share one parser. */
@@ -241,27 +238,22 @@ static int parse_fields(const struct tok *toks, int n, struct cron_expr *c, char
 /* "1h30m"-style durations; sums saturate just above the maximum. */
 static int parse_duration(struct tok t, int64_t *ret)
 {
-	static const struct {
-		const char *name;
-		int64_t ms;
-	} units[] = { { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 }, { "d", 86400000 } };
+	static const char units[] = "smhd";
+	static const int64_t unit_ms[] = { 1000, 60000, 3600000, 86400000 };
 	const char *p = t.s, *end = t.s + t.len;
 	int64_t total = 0;
 
 	while (p < end) {
 		const char *digits = p;
-		int64_t n = read_num(&p, end), mult = 0;
-		if (p == digits)
+		int64_t n = read_num(&p, end);
+		if (p == digits || p == end)
 			return -EINVAL;
-		for (size_t i = 0; i < sizeof(units) / sizeof(units[0]) && !mult; i++) {
-			size_t len = strlen(units[i].name);
-			if ((size_t)(end - p) >= len && memcmp(p, units[i].name, len) == 0) {
-				mult = units[i].ms;
-				p += len;
-			}
-		}
-		if (!mult)
+		bool ms = end - p >= 2 && p[0] == 'm' && p[1] == 's';
+		const char *u = ms ? NULL : memchr(units, *p, 4);
+		if (!ms && !u)
 			return -EINVAL;
+		int64_t mult = ms ? 1 : unit_ms[u - units];
+		p += ms ? 2 : 1;
 		total = n > EVERY_MAX_MS / mult ? EVERY_MAX_MS + 1 : total + n * mult;
 		if (total > EVERY_MAX_MS)
 			total = EVERY_MAX_MS + 1; /* saturate: 256 bytes of "366d" must not overflow */
@@ -393,17 +385,19 @@ static int next_day(const struct cron_expr *c, int y, int m, int d)
 	return -1;
 }
 
-/* Whether some month and day can ever match. Every date, Feb 29 included,
- * falls on each weekday within 400 years, so only month lengths matter. */
+/* Whether some day can ever match. Every date, Feb 29 included, falls on
+ * each weekday within 400 years, so only month lengths can rule days out. */
 static bool can_fire(const struct cron_expr *c)
 {
-	if (!c->second || !c->minute || !c->hour || !c->month || !c->mday || !c->wday)
+	bool either = !c->mday_star && !c->wday_star;
+
+	if (!c->second || !c->minute || !c->hour || !c->month)
 		return false;
-	if (!c->mday_star && !c->wday_star)
-		return true; /* either rule: every month has every weekday */
+	if (either && c->wday)
+		return true; /* every month has every weekday */
 	for (int m = 1; m <= 12; m++)
 		if ((c->month >> m & 1) && next_bit(c->mday, 1, m == 2 ? 29 : days_in_month(1, m)) > 0)
-			return true;
+			return either || c->wday;
 	return false;
 }
 

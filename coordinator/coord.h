@@ -43,6 +43,8 @@ struct coord {
 	enum timer_kind timer_kind;
 	struct jw_timer *timer;
 	int64_t clock_offset_ms; /* database clock minus ours */
+	int64_t clock_rtt_ms;    /* round trip of the sample behind it */
+	int64_t clock_sampled_ms;
 	int64_t loaded_until_ms; /* scheduled jobs due before this are in the timer */
 	char cursor[32];         /* xid8 of the scheduled-job cursor; "" = none yet */
 	bool reading;            /* a cursor or horizon read is in flight */

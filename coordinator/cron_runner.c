@@ -13,9 +13,6 @@
 #include "util.h"
 
 #define RELOAD_S 60.0
-/* Bound on the ticks walked to find the latest missed one (@every 1s over
- * eleven days of downtime). */
-#define MAX_MISSED_WALK 1000000
 
 static void arm_cron_timer(struct coord *c);
 static void load(struct coord *c);
@@ -94,16 +91,33 @@ static void fired(struct pgconn *db, PGresult *res, void *arg)
 	free(name);
 }
 
+/* The latest tick at or before now, given that `due` (<= now) is one. After
+ * downtime that is the only tick to fire. Looks back over windows growing
+ * fourfold from 1 s, so the walk covers a few windows' worth of ticks
+ * whatever the downtime, then walks forward to the last tick before now. */
+static int64_t latest_due(const struct cron_expr *e, int64_t due, int64_t now)
+{
+	int64_t tick = due, later;
+
+	for (int64_t back = 1000; now - back > due; back *= 4) {
+		int64_t t = cron_next(e, now - back);
+		if (t >= 0 && t <= now) {
+			tick = t;
+			break;
+		}
+	}
+	while ((later = cron_next(e, tick)) >= 0 && later <= now)
+		tick = later;
+	return tick;
+}
+
 static void fire(struct coord *c, struct schedule *s, int64_t now)
 {
-	int64_t tick = s->next_ms, later;
+	int64_t tick = latest_due(&s->expr, s->next_ms, now);
 	char at[32];
 	const char *params[2] = { s->name, at };
 	char *name;
 
-	/* Downtime: skip to the latest tick that is due. */
-	for (int i = 0; i < MAX_MISSED_WALK && (later = cron_next(&s->expr, tick)) >= 0 && later <= now; i++)
-		tick = later;
 	snprintf(at, sizeof(at), "%lld", (long long)tick);
 	name = strdup(s->name);
 	if (name && pgconn_query(c->db, "SELECT jobwheel.fire_schedule($1, to_timestamp($2::bigint / 1000.0))", 2,

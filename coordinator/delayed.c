@@ -21,7 +21,7 @@
 #include "log.h"
 #include "util.h"
 
-#define PROMOTE_BATCH 2000
+#define PROMOTE_BATCH 5000
 #define READ_LIMIT 100000
 
 static void arm_fire_timer(struct coord *c);
@@ -40,7 +40,16 @@ static int read_result(struct coord *c, PGresult *res, int64_t sent_wall_ms, int
 		return -1;
 	}
 	snprintf(c->cursor, sizeof(c->cursor), "%s", PQgetvalue(res, 0, 0));
-	c->clock_offset_ms = strtoll(PQgetvalue(res, 0, 1), NULL, 10) - (sent_wall_ms + coord_wall_ms()) / 2;
+	/* Trust the sample with the shortest round trip (its midpoint is the
+	 * tightest estimate), NTP-style; take any sample after 10 s so that a
+	 * drifting clock is followed. A read that queued behind a burst of
+	 * promotions would otherwise skew the offset by half its wait. */
+	int64_t recv_wall_ms = coord_wall_ms(), rtt = recv_wall_ms - sent_wall_ms;
+	if (rtt <= c->clock_rtt_ms || recv_wall_ms - c->clock_sampled_ms > 10000) {
+		c->clock_offset_ms = strtoll(PQgetvalue(res, 0, 1), NULL, 10) - (sent_wall_ms + recv_wall_ms) / 2;
+		c->clock_rtt_ms = rtt;
+		c->clock_sampled_ms = recv_wall_ms;
+	}
 	if (PQgetisnull(res, 0, 2))
 		return 0;
 	n = coord_parse_ids(PQgetvalue(res, 0, 2), &ids);
@@ -135,11 +144,15 @@ static void on_horizon_timer(struct ev_loop *loop, ev_timer *t, int revents)
 
 /* ---------------------------------------------------------------- expiry */
 
+static void flush_fired(struct coord *c);
+
 static void promoted(struct pgconn *db, PGresult *res, void *arg)
 {
 	struct coord *c = arg;
 
 	c->promoting--;
+	if (c->leader)
+		flush_fired(c); /* what fired while this batch was out goes next */
 	if (!res || !pgconn_result_ok(res)) {
 		/* The jobs stay scheduled; the next leader, or the maintenance
 		 * pass's promote_due(), makes them ready. */
@@ -158,11 +171,14 @@ static void promoted(struct pgconn *db, PGresult *res, void *arg)
 		arm_fire_timer(c);
 }
 
+/* Sends the fired ids as one promotion, unless one is out already: then they
+ * wait for it and go together. At a burst of due jobs this turns one
+ * statement per millisecond into one per round trip. */
 static void flush_fired(struct coord *c)
 {
 	const char *params[1];
 
-	if (c->nfired == 0)
+	if (c->nfired == 0 || c->promoting > 0)
 		return;
 	pgarray_end(&c->fired);
 	params[0] = strbuf_str(&c->fired);
@@ -180,7 +196,7 @@ static void on_fire(int64_t id, uint64_t when_ms, void *arg)
 
 	pgarray_add_int(&c->fired, id);
 	if (++c->nfired == PROMOTE_BATCH)
-		flush_fired(c); /* the first batch goes out while we gather the next */
+		flush_fired(c); /* the first batch goes out while we gather the rest */
 }
 
 static void on_fire_timer(struct ev_loop *loop, ev_timer *t, int revents)

@@ -173,9 +173,13 @@ BEGIN
 	-- One index range scan per queue (LATERAL), each already in claim order:
 	-- `queue = ANY (...)` would make the planner sort every ready row instead.
 	RETURN QUERY
+	-- started_at is the clock when the row is taken, not now() (the start of
+	-- the transaction): report_and_claim() claims after reporting, in the
+	-- same transaction, and a job promoted meanwhile must not appear to have
+	-- started before its run_at.
 	UPDATE jobwheel.jobs j
-	SET state = 'running', attempt = j.attempt + 1, started_at = now(), worker = claim.worker,
-	    lease_until = now() + make_interval(secs => lease_ms / 1000.0),
+	SET state = 'running', attempt = j.attempt + 1, started_at = clock_timestamp(), worker = claim.worker,
+	    lease_until = clock_timestamp() + make_interval(secs => lease_ms / 1000.0),
 	    priority = coalesce(j.aged_from, j.priority), aged_from = NULL
 	FROM (SELECT c.id
 	      FROM unnest(v_queues) q(name)
@@ -468,12 +472,17 @@ END $$;
 -- Makes the given scheduled jobs ready if they are due, wakes their queues,
 -- and returns those still scheduled in the future (the caller's clock ran
 -- ahead of the database's, or run_at moved) so that it can re-arm them.
+--
+-- A promotion commits without waiting for the WAL flush: it can be redone
+-- from run_at at any time, so one lost in a crash is simply redone by the
+-- next leader, while a job due now does not wait for an fsync to start.
 CREATE FUNCTION jobwheel.promote_ids(ids bigint[]) RETURNS TABLE (id bigint, run_at_ms bigint)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
 	v_queues text[];
 BEGIN
+	PERFORM set_config('synchronous_commit', 'off', true); -- this transaction only
 	WITH due AS (
 		UPDATE jobwheel.jobs j SET state = 'ready'
 		WHERE j.id = ANY (ids) AND j.state = 'scheduled' AND j.run_at <= now()
@@ -487,3 +496,20 @@ END $$;
 
 CREATE FUNCTION jobwheel.coordinator_heartbeat(id text) RETURNS void
 LANGUAGE sql AS $$ UPDATE jobwheel.coordinators c SET heartbeat_at = now() WHERE c.id = coordinator_heartbeat.id $$;
+
+-- ---------------------------------------------------------------- the worker's hot path
+
+-- Reports outcomes and claims the next jobs in one transaction: one commit
+-- (one WAL flush) per worker cycle instead of two. Same arguments as
+-- complete_many, fail_many and claim, in that order.
+CREATE FUNCTION jobwheel.report_and_claim(ok_ids bigint[], ok_attempts int[], ok_results jsonb[],
+                                          fail_ids bigint[], fail_attempts int[], fail_errors text[],
+                                          fail_retryable boolean[], fail_retry_after_ms bigint[],
+                                          worker text, queues text[], n int, lease_ms int)
+RETURNS SETOF jobwheel.jobs
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM jobwheel.complete_many(ok_ids, ok_attempts, ok_results);
+	PERFORM jobwheel.fail_many(fail_ids, fail_attempts, fail_errors, fail_retryable, fail_retry_after_ms);
+	RETURN QUERY SELECT * FROM jobwheel.claim(worker, queues, n, lease_ms);
+END $$;

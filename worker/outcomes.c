@@ -11,6 +11,12 @@ static const char report_sql[] =
 	"SELECT jobwheel.complete_many($1::bigint[], $2::int[], $3::jsonb[]),"
 	" jobwheel.fail_many($4::bigint[], $5::int[], $6::text[], $7::boolean[], $8::bigint[])";
 
+/* The same, followed by a claim ($9..$12), still one transaction. */
+const char outcomes_report_and_claim_sql[] =
+	"SELECT id, attempt, max_attempts, queue, kind, payload, timeout_ms FROM jobwheel.report_and_claim("
+	"$1::bigint[], $2::int[], $3::jsonb[], $4::bigint[], $5::int[], $6::text[], $7::boolean[], $8::bigint[],"
+	" $9, $10::text[], $11, $12)";
+
 int outcomes_add(struct outcomes *o, int64_t id, int attempt, const struct job_outcome *jo)
 {
 	struct outcome *e;

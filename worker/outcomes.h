@@ -36,6 +36,10 @@ int outcomes_waiting(const struct outcomes *o);
  * parameters (valid until the next call), or NULL when out of memory. */
 const char *outcomes_begin_send(struct outcomes *o, const char *ret_params[8]);
 
+/* report_and_claim: the 8 parameters of outcomes_begin_send(), then the 4
+ * of a claim (worker, queues, n, lease_ms); its rows are claimed jobs. */
+extern const char outcomes_report_and_claim_sql[];
+
 /* The statement in flight committed: forget its outcomes. */
 void outcomes_sent(struct outcomes *o);
 

@@ -169,12 +169,23 @@ static void start_job(struct worker *w, PGresult *res, int row)
 	}
 }
 
-/* ------------------------------------------------------------------ claim */
+/* ------------------------------------------------------- claim and report */
+
+/* Starts the jobs of a claim's rows. */
+static void claimed(struct worker *w, PGresult *res)
+{
+	int n = PQntuples(res);
+
+	for (int i = 0; i < n; i++)
+		start_job(w, res, i);
+	/* A full batch means there may be more; so does a wake-up during the claim. */
+	w->more_work = w->claim_again || n == w->claim_asked;
+	w->claim_again = false;
+}
 
 static void claim_done(struct pgconn *db, PGresult *res, void *arg)
 {
 	struct worker *w = arg;
-	int n;
 
 	w->claiming = false;
 	if (!res) {
@@ -185,35 +196,8 @@ static void claim_done(struct pgconn *db, PGresult *res, void *arg)
 		log_error("claim failed: %s", PQresultErrorMessage(res));
 		return; /* the poll timer tries again */
 	}
-	n = PQntuples(res);
-	for (int i = 0; i < n; i++)
-		start_job(w, res, i);
-	/* A full batch means there may be more; so does a wake-up during the claim. */
-	w->more_work = w->claim_again || n == w->claim_asked;
-	w->claim_again = false;
+	claimed(w, res);
 }
-
-static void maybe_claim(struct worker *w)
-{
-	int free_slots = (int)w->cfg->worker_concurrency - w->running;
-	char n[16], lease[24];
-	const char *params[4] = { w->id, strbuf_str(&w->queues_array), n, lease };
-
-	if (w->phase != PHASE_RUNNING || w->claiming || !w->more_work || free_slots <= 0)
-		return;
-	snprintf(n, sizeof(n), "%d", free_slots);
-	snprintf(lease, sizeof(lease), "%lld", (long long)w->cfg->worker_lease_ms);
-	if (pgconn_query(w->db,
-			 "SELECT id, attempt, max_attempts, queue, kind, payload, timeout_ms "
-			 "FROM jobwheel.claim($1, $2::text[], $3, $4)",
-			 4, params, claim_done, w) == 0) {
-		w->claiming = true;
-		w->claim_asked = free_slots;
-		w->more_work = false;
-	}
-}
-
-/* --------------------------------------------------------------- outcomes */
 
 static void report_done(struct pgconn *db, PGresult *res, void *arg)
 {
@@ -233,22 +217,65 @@ static void report_done(struct pgconn *db, PGresult *res, void *arg)
 	outcomes_sent(&w->out);
 }
 
-static void maybe_report(struct worker *w)
+static void report_and_claim_done(struct pgconn *db, PGresult *res, void *arg)
 {
-	const char *params[8];
-	const char *sql;
+	report_done(db, res, arg);
+	claim_done(db, res, arg);
+}
 
-	if (w->reporting || outcomes_waiting(&w->out) == 0)
-		return;
-	sql = outcomes_begin_send(&w->out, params);
-	if (!sql) {
+/* How many jobs to claim now, or 0. */
+static int claim_size(const struct worker *w)
+{
+	int free_slots = (int)w->cfg->worker_concurrency - w->running;
+
+	if (w->phase != PHASE_RUNNING || w->claiming || !w->more_work)
+		return 0;
+	return free_slots > 0 ? free_slots : 0;
+}
+
+/* Sends what this loop iteration gathered: outcomes and a claim go in one
+ * statement (one commit) when there are both; otherwise whichever there is. */
+static void report_and_claim(struct worker *w)
+{
+	const char *params[12];
+	const char *sql = NULL;
+	char n[16], lease[24];
+	int want = claim_size(w);
+	bool report = !w->reporting && outcomes_waiting(&w->out) > 0;
+
+	if (report && !(sql = outcomes_begin_send(&w->out, params))) {
 		log_error("out of memory building the outcome batch");
+		report = false;
+	}
+	snprintf(n, sizeof(n), "%d", want);
+	snprintf(lease, sizeof(lease), "%lld", (long long)w->cfg->worker_lease_ms);
+	params[report ? 8 : 0] = w->id;
+	params[report ? 9 : 1] = strbuf_str(&w->queues_array);
+	params[report ? 10 : 2] = n;
+	params[report ? 11 : 3] = lease;
+	if (report && want > 0) {
+		if (pgconn_query(w->db, outcomes_report_and_claim_sql, 12, params, report_and_claim_done, w) < 0) {
+			outcomes_unsent(&w->out);
+			return;
+		}
+		w->reporting = true;
+	} else if (report) {
+		if (pgconn_query(w->db, sql, 8, params, report_done, w) < 0) {
+			outcomes_unsent(&w->out);
+			return;
+		}
+		w->reporting = true;
+		return;
+	} else if (want == 0 ||
+		   pgconn_query(w->db,
+				"SELECT id, attempt, max_attempts, queue, kind, payload, timeout_ms "
+				"FROM jobwheel.claim($1, $2::text[], $3, $4)",
+				4, params, claim_done, w) < 0) {
 		return;
 	}
-	if (pgconn_query(w->db, sql, 8, params, report_done, w) == 0)
-		w->reporting = true;
-	else
-		outcomes_unsent(&w->out);
+	w->claiming = true;
+	w->claim_asked = want;
+	w->more_work = false;
 }
 
 /* ------------------------------------------------------------- lifecycle */
@@ -366,8 +393,7 @@ static void on_tick(struct ev_loop *loop, ev_prepare *p, int revents)
 
 	if (!pgconn_is_connected(w->db) || !w->registered || w->phase == PHASE_LEAVING || w->phase == PHASE_DONE)
 		return;
-	maybe_report(w);
-	maybe_claim(w);
+	report_and_claim(w);
 	if (w->phase != PHASE_RUNNING)
 		maybe_finish(w);
 }

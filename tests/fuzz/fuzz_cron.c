@@ -22,19 +22,37 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 			abort(); \
 	} while (0)
 
-/* Whether second t matches e, by gmtime_r: independent of cron.c's calendar. */
+/* The day rule, on gmtime_r's fields: independent of cron.c's calendar. */
+static bool day_matches(const struct cron_expr *e, const struct tm *tm)
+{
+	bool dom = e->mday >> tm->tm_mday & 1, dow = e->wday >> tm->tm_wday & 1;
+
+	return (e->month >> (tm->tm_mon + 1) & 1) &&
+	       (e->mday_star || e->wday_star ? dom && dow : dom || dow);
+}
+
 static bool matches(const struct cron_expr *e, int64_t t)
 {
 	time_t sec = (time_t)t;
 	struct tm tm;
-	bool dom, dow;
 
 	CHECK(gmtime_r(&sec, &tm));
-	dom = e->mday >> tm.tm_mday & 1;
-	dow = e->wday >> tm.tm_wday & 1;
 	return (e->second >> tm.tm_sec & 1) && (e->minute >> tm.tm_min & 1) &&
-	       (e->hour >> tm.tm_hour & 1) && (e->month >> (tm.tm_mon + 1) & 1) &&
-	       (e->mday_star || e->wday_star ? dom && dow : dom || dow);
+	       (e->hour >> tm.tm_hour & 1) && day_matches(e, &tm);
+}
+
+/* Whether any day of 2000-2027 matches: these 28 years put every date,
+ * Feb 29 included, on every weekday, so none matching means never. */
+static bool some_day_matches(const struct cron_expr *e)
+{
+	for (time_t t = 946684800; t < 1830297600; t += 86400) {
+		struct tm tm;
+
+		CHECK(gmtime_r(&t, &tm));
+		if (day_matches(e, &tm))
+			return true;
+	}
+	return false;
 }
 
 static void check_tick(const struct cron_expr *e, int64_t after, int64_t t)
@@ -53,9 +71,11 @@ static void check_from(const struct cron_expr *e, int64_t after)
 	int64_t t = cron_next(e, after), t2;
 
 	if (t == -1) {
-		/* "Never" does not depend on the start, far from the year 9999. */
-		if (after < CALM_MS && e->every_ms == 0)
+		/* Far from the year 9999, "never" means never, from any start. */
+		if (after < CALM_MS && e->every_ms == 0) {
 			CHECK(cron_next(e, 0) == -1);
+			CHECK(!some_day_matches(e));
+		}
 		return;
 	}
 	check_tick(e, after, t);

@@ -1,10 +1,14 @@
 # SPDX-License-Identifier: MIT
 """jobwheel migrate: idempotent, safe to run from several hosts at once, --status."""
+import glob
+import os
 import subprocess
 
 import psycopg
 
-from conftest import CLI, clean_env, cli, one
+from conftest import CLI, ROOT, clean_env, cli, one
+
+MIGRATIONS = sorted(os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "migrations", "*.sql")))
 
 
 def fresh_database(pg, name):
@@ -16,12 +20,12 @@ def fresh_database(pg, name):
 
 def test_migrate_twice_applies_once(pg):
     dsn = fresh_database(pg, "mig_twice")
-    assert "pending  0001_init.sql" in cli(dsn, "migrate", "--status").stdout
+    assert cli(dsn, "migrate", "--status").stdout.splitlines() == [f"pending  {m}" for m in MIGRATIONS]
     first = cli(dsn, "migrate").stdout
     second = cli(dsn, "migrate").stdout
-    assert "applied 0001_init.sql" in first and second == ""
-    status = cli(dsn, "migrate", "--status").stdout
-    assert status.startswith("applied  0001_init.sql") and "pending" not in status
+    assert first.splitlines() == [f"applied {m}" for m in MIGRATIONS] and second == ""
+    status = cli(dsn, "migrate", "--status").stdout.splitlines()
+    assert [line.split()[:2] for line in status] == [["applied", m] for m in MIGRATIONS]
 
 
 def test_concurrent_migrations_take_turns(pg):
@@ -33,7 +37,7 @@ def test_concurrent_migrations_take_turns(pg):
     # exactly one of them applied it; the others waited and found nothing to do
     assert sum("applied 0001_init.sql" in out for out, _ in outs) == 1
     with psycopg.connect(dsn) as c:
-        assert one(c, "SELECT count(*) FROM jobwheel.schema_migrations") == 1
+        assert one(c, "SELECT count(*) FROM jobwheel.schema_migrations") == len(MIGRATIONS)
         assert one(c, "SELECT jobwheel.enqueue('noop')") == 1
 
 

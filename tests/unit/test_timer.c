@@ -193,6 +193,17 @@ static void test_cancel(void **state)
 	assert_true(timer_cancel(t, 4));
 	expect_fire(t, 2000, (const int64_t[]){ 5 }, 1);
 	assert_int_equal(timer_count(t), 0);
+
+	/* timer_next() follows cancels; within the current 64 ms lap the
+	 * wheel is exact too (the clock is 2000 = 31 * 64 + 16), so both kinds
+	 * must answer 2020 then 2030. */
+	assert_int_equal(timer_add(t, 6, 2010), 0);
+	assert_int_equal(timer_add(t, 7, 2020), 0);
+	assert_int_equal(timer_add(t, 8, 2030), 0);
+	assert_true(timer_cancel(t, 6));
+	assert_int_equal(timer_next(t), 2020);
+	assert_true(timer_cancel(t, 7));
+	assert_int_equal(timer_next(t), 2030);
 	timer_free(t);
 }
 
@@ -271,8 +282,11 @@ static void test_clock_step_backwards(void **state)
 	expect_fire(t, 5000, NULL, 0);
 	assert_true(timer_next(t) <= 20000);
 	assert_int_equal(timer_add(t, 2, 12000), 0);
+	assert_int_equal(timer_add(t, 3, 13000), 0);
 	expect_fire(t, 11999, NULL, 0);
 	expect_fire(t, 12000, (const int64_t[]){ 2 }, 1);
+	assert_true(timer_next(t) > 12000 && timer_next(t) <= 13000);
+	expect_fire(t, 13000, (const int64_t[]){ 3 }, 1);
 	expect_fire(t, 19999, NULL, 0);
 	expect_fire(t, 20000, (const int64_t[]){ 1 }, 1);
 	timer_free(t);
@@ -308,6 +322,9 @@ static void test_next_never_later(void **state)
 				armed[fired.v[i].id] = false;
 			}
 			free(fired.v);
+			/* All that was due fired: a caller sleeping until
+			 * timer_next() cannot spin. */
+			assert_true(timer_next(t) > now);
 		}
 		for (int i = 0; i < 64; i++)
 			if (armed[i] && when[i] < min)

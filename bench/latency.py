@@ -1,0 +1,128 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""Latency benchmarks of jobwheel, with graphile-worker's measured in the same run.
+
+    bench/latency.py PGURL [--timer wheel|heap] [--delayed N] [--spread S] [--burst N] [--pickups N] [--peer]
+
+PGURL names a server (postgresql://postgres@127.0.0.1:5432); database
+jw_latency is created there afresh. Starts one jobwheel-coordinator and two
+jobwheel-workers from JW_BUILD_DIR (default build/), then measures:
+  pickup    enqueue -> started_at of single jobs on an idle system;
+  delayed   run_at -> started_at of N jobs spread over S seconds;
+  burst     run_at -> started_at of N jobs due in the same second.
+Times come from the database (created_at, run_at, started_at: one clock).
+--peer also runs ../shared/peers/gw_latency.mjs (graphile-worker) on its own
+database on the same server (bench/peers must hold its npm install; see
+bench/drain-vs-peers)."""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import psycopg
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.environ.get("JW_BUILD_DIR", os.path.join(ROOT, "build"))
+
+
+def pct(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(p * len(values)))]
+
+
+def summary(name, values):
+    return {"figure": name, "n": len(values), "p50_ms": round(pct(values, 0.5), 2),
+            "p99_ms": round(pct(values, 0.99), 2), "max_ms": round(max(values), 2)}
+
+
+def wait_done(conn, ids, timeout):
+    deadline = time.monotonic() + timeout
+    while conn.execute("SELECT count(*) FROM jobwheel.jobs WHERE id = ANY(%s) AND started_at IS NULL",
+                       (ids,)).fetchone()[0]:
+        if time.monotonic() > deadline:
+            sys.exit("timed out waiting for jobs to start")
+        time.sleep(0.05)
+
+
+def lateness(conn, ids, since="run_at"):
+    return [float(r[0]) for r in conn.execute(
+        f"SELECT extract(epoch FROM started_at - {since}) * 1000 FROM jobwheel.jobs WHERE id = ANY(%s)", (ids,))]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("url")
+    ap.add_argument("--timer", default="wheel")
+    ap.add_argument("--delayed", type=int, default=10000)
+    ap.add_argument("--spread", type=float, default=60)
+    ap.add_argument("--burst", type=int, default=50000)
+    ap.add_argument("--pickups", type=int, default=300)
+    ap.add_argument("--peer", action="store_true")
+    a = ap.parse_args()
+
+    with psycopg.connect(a.url + "/postgres", autocommit=True) as c:
+        c.execute("DROP DATABASE IF EXISTS jw_latency WITH (FORCE)")
+        c.execute("CREATE DATABASE jw_latency")
+    url = a.url + "/jw_latency"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBWHEEL_")}
+    env["JOBWHEEL_CONFIG"] = "/dev/null"
+    subprocess.run([f"{BUILD}/cli/jobwheel", "--set", "database.url=" + url, "migrate"], check=True, env=env,
+                   stdout=subprocess.DEVNULL)
+    common = ["--set", "database.url=" + url, "--log-level", "warn"]
+    procs = [subprocess.Popen([f"{BUILD}/coordinator/jobwheel-coordinator", *common, "--timer", a.timer,
+                               "--set", "coordinator.cursor_ms=5"], env=env)]
+    procs += [subprocess.Popen([f"{BUILD}/worker/jobwheel-worker", *common, "--concurrency", "64"], env=env)
+              for _ in range(2)]
+    results = []
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            while not conn.execute("SELECT count(*) FROM jobwheel.leader").fetchone()[0]:
+                time.sleep(0.05)
+            while conn.execute("SELECT count(*) FROM jobwheel.workers").fetchone()[0] < 2:
+                time.sleep(0.05)
+
+            ids = []
+            for _ in range(a.pickups):
+                job = conn.execute("SELECT jobwheel.enqueue('noop')").fetchone()[0]
+                ids.append(job)
+                wait_done(conn, [job], 10)
+            results.append(summary("pickup (enqueue -> start, idle)", lateness(conn, ids, "created_at")))
+
+            if a.delayed:
+                ids = [r[0] for r in conn.execute(
+                    "SELECT * FROM jobwheel.enqueue_batch((SELECT jsonb_agg(jsonb_build_object('kind', 'noop',"
+                    " 'delay_ms', 1000 + i * %s / %s)) FROM generate_series(0, %s - 1) i))",
+                    (int(a.spread * 1000), a.delayed, a.delayed))]
+                wait_done(conn, ids, a.spread + 30)
+                results.append(summary(f"delayed ({a.delayed} over {a.spread:g} s, {a.timer})", lateness(conn, ids)))
+
+            if a.burst:
+                ids = [r[0] for r in conn.execute(
+                    "SELECT * FROM jobwheel.enqueue_batch((SELECT jsonb_agg(jsonb_build_object('kind', 'noop',"
+                    " 'run_at', date_trunc('second', now()) + interval '5 s' + i * interval '1 ms' * 1000 / %s))"
+                    " FROM generate_series(0, %s - 1) i))", (a.burst, a.burst))]
+                wait_done(conn, ids, 120)
+                results.append(summary(f"burst ({a.burst} due in one second, {a.timer})", lateness(conn, ids)))
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait()
+    for r in results:
+        print(json.dumps({"system": "jobwheel", **r}))
+
+    if a.peer:
+        with psycopg.connect(a.url + "/postgres", autocommit=True) as c:
+            c.execute("DROP DATABASE IF EXISTS gw_latency WITH (FORCE)")
+            c.execute("CREATE DATABASE gw_latency")
+        peers = os.path.join(ROOT, "bench", "peers")
+        subprocess.run(["cp", os.path.join(ROOT, "..", "shared", "peers", "gw_latency.mjs"), peers], check=True)
+        out = subprocess.run(["node", "gw_latency.mjs"], cwd=peers, capture_output=True, text=True,
+                             env={**os.environ, "DATABASE_URL": a.url + "/gw_latency"})
+        print([line for line in out.stdout.splitlines() if line.startswith("{")][-1])
+
+
+if __name__ == "__main__":
+    main()
