@@ -54,6 +54,7 @@ struct job {
 	char *queue;
 	char *kind;
 	cJSON *payload; /* a JSON object */
+	cJSON *parents; /* {"parent id": result} for a job with parents, else NULL */
 	void *state;    /* the handler's own, freed by it */
 	bool finished;
 

@@ -13,7 +13,7 @@ static const char report_sql[] =
 
 /* The same, followed by a claim ($9..$12), still one transaction. */
 const char outcomes_report_and_claim_sql[] =
-	"SELECT id, attempt, max_attempts, queue, kind, payload, timeout_ms FROM jobwheel.report_and_claim("
+	"SELECT " CLAIM_COLUMNS " FROM jobwheel.report_and_claim("
 	"$1::bigint[], $2::int[], $3::jsonb[], $4::bigint[], $5::int[], $6::text[], $7::boolean[], $8::bigint[],"
 	" $9, $10::text[], $11, $12)";
 

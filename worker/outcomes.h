@@ -36,6 +36,12 @@ int outcomes_waiting(const struct outcomes *o);
  * parameters (valid until the next call), or NULL when out of memory. */
 const char *outcomes_begin_send(struct outcomes *o, const char *ret_params[8]);
 
+/* The columns of a claimed job, as start_job() reads them: parents holds
+ * {"parent id": result} for jobs that have parents. */
+#define CLAIM_COLUMNS                                                                                      \
+	"id, attempt, max_attempts, queue, kind, payload, timeout_ms,"                                      \
+	" CASE WHEN depends_on IS NULL THEN NULL ELSE jobwheel.parent_results(depends_on) END"
+
 /* report_and_claim: the 8 parameters of outcomes_begin_send(), then the 4
  * of a claim (worker, queues, n, lease_ms); its rows are claimed jobs. */
 extern const char outcomes_report_and_claim_sql[];

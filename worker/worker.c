@@ -84,6 +84,7 @@ static void job_destroy(struct worker *w, struct job *job)
 	ev_timer_stop(w->loop, &job->timeout);
 	w->running--;
 	cJSON_Delete(job->payload);
+	cJSON_Delete(job->parents);
 	free(job->queue);
 	free(job->kind);
 	free(job);
@@ -148,6 +149,7 @@ static void start_job(struct worker *w, PGresult *res, int row)
 	job->kind = strdup(PQgetvalue(res, row, 4));
 	job->payload = cJSON_Parse(PQgetvalue(res, row, 5));
 	job->timeout_ms = strtoll(PQgetvalue(res, row, 6), NULL, 10);
+	job->parents = PQgetisnull(res, row, 7) ? NULL : cJSON_Parse(PQgetvalue(res, row, 7));
 	job->handler = job->kind ? handler_lookup(job->kind) : NULL;
 
 	job->next = w->jobs;
@@ -268,8 +270,7 @@ static void report_and_claim(struct worker *w)
 		return;
 	} else if (want == 0 ||
 		   pgconn_query(w->db,
-				"SELECT id, attempt, max_attempts, queue, kind, payload, timeout_ms "
-				"FROM jobwheel.claim($1, $2::text[], $3, $4)",
+				"SELECT " CLAIM_COLUMNS " FROM jobwheel.claim($1, $2::text[], $3, $4)",
 				4, params, claim_done, w) < 0) {
 		return;
 	}
