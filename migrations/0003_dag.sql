@@ -486,7 +486,7 @@ BEGIN
 		       coalesce((src.j->>'timeout_ms')::int, 300000), coalesce((src.j->>'backoff_base_ms')::int, 1000),
 		       coalesce(src.j->>'trigger', 'all_success'), src.j->>'unique_key', v_workflow,
 		       src.parents, coalesce(cardinality(src.parents), 0),
-		       src.i = ANY (v_ep)
+		       v_first[src.i] > 0 -- has an outgoing edge
 		FROM src ORDER BY src.i
 		RETURNING queue, state)
 	SELECT array_agg(DISTINCT queue) FILTER (WHERE state = 'ready') INTO v_queues FROM ins;
