@@ -164,7 +164,7 @@ static void read_results(struct pgconn *c)
 			q->cb(c, final, q->arg);
 		PQclear(final);
 		query_free(q);
-		if (!c->pg) /* the callback freed or reset nothing, but stay safe */
+		if (!c->pg) /* the callback's own query lost the connection */
 			return;
 		send_next(c);
 	}
