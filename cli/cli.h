@@ -35,4 +35,10 @@ int cmd_dlq(const struct cli_ctx *ctx);
 int cmd_schedule(const struct cli_ctx *ctx);
 int cmd_bench(const struct cli_ctx *ctx);
 
+/* jobwheel enqueue --workflow FILE (cli/workflow.c): submits the workflow in
+ * FILE ("-": stdin) with jobwheel.submit_workflow() and prints its ids.
+ * Returns the exit status: 0, 1 (unreadable file, database error), 2 (not a
+ * JSON object, larger than 64 MiB). */
+int enqueue_workflow(const struct cli_ctx *ctx, const char *path);
+
 #endif

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* jobwheel enqueue: one job from flags, or many as NDJSON on stdin (SPEC §11). */
+/* jobwheel enqueue: one job from flags, or many as NDJSON on stdin (SPEC §11);
+ * --workflow is in workflow.c. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -21,7 +22,10 @@
 	"usage: enqueue KIND [--payload JSON] [--queue Q] [--priority N] [--delay 5s | --at TIME]\n" \
 	"         [--depends-on ID,..] [--max-attempts N] [--unique-key K] [--timeout-ms N]\n"      \
 	"         [--backoff-base-ms N] [--trigger all_success|all_done]\n"                         \
-	"       enqueue --batch < jobs.ndjson   (one JSON job object per line)"
+	"       enqueue --batch < jobs.ndjson   (one JSON job object per line)\n"                   \
+	"       enqueue --workflow FILE.json    (a DAG of jobs, docs/API.md; FILE - is stdin)\n"    \
+	"         prints \"workflow N: K jobs\", then one \"KEY ID\" line per job;\n"               \
+	"         with --json: {\"workflow_id\": N, \"jobs\": {\"KEY\": ID, ...}}"
 
 enum opt_type { OPT_TEXT, OPT_JSON, OPT_INT, OPT_DELAY, OPT_IDS };
 
@@ -49,6 +53,7 @@ struct enqueue_req {
 	const char *param[ARRAY_SIZE(opts)]; /* value sent to the server; NULL: flag absent */
 	char num[ARRAY_SIZE(opts)][24];      /* normalised integers behind param[] */
 	struct strbuf ids;                   /* --depends-on as an array literal */
+	const char *workflow;                /* --workflow FILE */
 };
 
 /* Prints "jobwheel enqueue: MESSAGE" (and the usage); returns the exit status 2. */
@@ -158,7 +163,7 @@ static int set_opt(struct enqueue_req *req, size_t k, const char *val)
 	return 0;
 }
 
-/* Sorts argv into KIND, --batch and flags; returns 0 or the exit status. */
+/* Sorts argv into KIND, --batch, --workflow and flags; returns 0 or the exit status. */
 static int parse_args(const struct cli_ctx *ctx, struct enqueue_req *req, bool *ret_batch)
 {
 	bool batch = false, flags = false, ended = false;
@@ -182,6 +187,14 @@ static int parse_args(const struct cli_ctx *ctx, struct enqueue_req *req, bool *
 			batch = true;
 			continue;
 		}
+		if (strncmp(a, "--workflow", 10) == 0 && (a[10] == '\0' || a[10] == '=')) {
+			if (req->workflow)
+				return bad_args(false, "--workflow given twice");
+			req->workflow = a[10] == '=' ? a + 11 : (i + 1 < ctx->argc ? ctx->argv[++i] : NULL);
+			if (!req->workflow || !*req->workflow)
+				return bad_args(false, "--workflow needs a value");
+			continue;
+		}
 		for (k = 0; k < ARRAY_SIZE(opts); k++) {
 			size_t n = strlen(opts[k].flag);
 
@@ -198,9 +211,11 @@ static int parse_args(const struct cli_ctx *ctx, struct enqueue_req *req, bool *
 			return rc;
 		flags = true;
 	}
+	if (req->workflow && (batch || req->kind || flags))
+		return bad_args(true, "--workflow reads every job from FILE: no KIND, --batch or job flags");
 	if (batch && (req->kind || flags))
 		return bad_args(true, "--batch reads every job from stdin: no KIND or job flags");
-	if (!batch && !req->kind)
+	if (!batch && !req->workflow && !req->kind)
 		return bad_args(true, "missing KIND");
 	for (size_t k = 0; k < ARRAY_SIZE(opts); k++)
 		for (size_t j = k + 1; j < ARRAY_SIZE(opts); j++)
@@ -395,7 +410,9 @@ int cmd_enqueue(const struct cli_ctx *ctx)
 	bool batch = false;
 	int rc = parse_args(ctx, &req, &batch);
 
-	if (rc == 0)
+	if (rc == 0 && req.workflow)
+		rc = enqueue_workflow(ctx, req.workflow);
+	else if (rc == 0)
 		rc = batch ? enqueue_batch(ctx) : enqueue_one(ctx, &req);
 	strbuf_free(&req.ids);
 	return rc;

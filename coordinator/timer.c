@@ -104,24 +104,31 @@ static void map_delete(struct timer_map *m, struct timer_map_ent *e)
 	m->len--;
 }
 
+/* Threads a new chunk onto the free list, lowest address first out. */
+static int pool_grow(struct timer_pool *p)
+{
+	size_t n = p->next_chunk ? p->next_chunk : POOL_FIRST_CHUNK;
+	struct timer_pool_chunk *c = malloc(sizeof(*c) + n * sizeof(c->nodes[0]));
+
+	if (!c)
+		return -ENOMEM;
+	c->next = p->chunks;
+	p->chunks = c;
+	for (size_t i = n; i-- > 0;) {
+		c->nodes[i].link.next = p->free;
+		p->free = &c->nodes[i].link;
+	}
+	p->next_chunk = n < POOL_MAX_CHUNK ? n * 2 : n;
+	return 0;
+}
+
 static struct timer_node *pool_get(struct timer_pool *p)
 {
-	struct timer_link *l = p->free;
+	struct timer_link *l;
 
-	if (!l) {
-		size_t n = p->next_chunk ? p->next_chunk : POOL_FIRST_CHUNK;
-		struct timer_pool_chunk *c = malloc(sizeof(*c) + n * sizeof(c->nodes[0]));
-
-		if (!c)
-			return NULL;
-		c->next = p->chunks;
-		p->chunks = c;
-		for (size_t i = 0; i < n; i++) {
-			c->nodes[i].link.next = l;
-			l = &c->nodes[i].link;
-		}
-		p->next_chunk = n < POOL_MAX_CHUNK ? n * 2 : n;
-	}
+	if (!p->free && pool_grow(p) < 0)
+		return NULL;
+	l = p->free;
 	p->free = l->next;
 	return timer_node_of(l);
 }

@@ -169,7 +169,6 @@ static void heap_fini(struct jw_timer *t)
 }
 
 const struct timer_ops timer_heap_ops = {
-	.kind = TIMER_HEAP,
 	.init = heap_init,
 	.fini = heap_fini,
 	.reserve = heap_reserve,

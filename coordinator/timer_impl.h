@@ -29,7 +29,6 @@ struct timer_node {
 /* What a structure provides. The dispatcher owns the id map, the node pool
  * and the insertion sequence; a structure only orders nodes in time. */
 struct timer_ops {
-	enum timer_kind kind;
 	/* Allocates t->impl with its clock at now_ms. 0 or -ENOMEM. */
 	int (*init)(struct jw_timer *t, uint64_t now_ms);
 	/* Frees t->impl (not the nodes, which the pool owns). */

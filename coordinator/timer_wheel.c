@@ -299,7 +299,6 @@ static void wheel_fini(struct jw_timer *t)
 }
 
 const struct timer_ops timer_wheel_ops = {
-	.kind = TIMER_WHEEL,
 	.init = wheel_init,
 	.fini = wheel_fini,
 	.reserve = NULL, /* linking a node never allocates */

@@ -154,6 +154,99 @@ def test_batch_refuses_kind_and_flags(dsn, db):
     assert jobs_count(db) == 0
 
 
+# ------------------------------------------------------------------ enqueue --workflow
+
+WORKFLOW = {"name": "monthly", "jobs": [
+    {"key": "sales", "kind": "noop", "payload": {"echo": 1}},
+    {"key": "refunds", "kind": "noop", "queue": "slow"},
+    {"key": "merge-all", "kind": "noop", "depends_on": ["sales", "refunds"]},
+    {"key": "cleanup", "kind": "noop", "depends_on": ["merge-all"], "trigger": "all_done"},
+]}
+
+
+def workflow_tables(db):
+    return tuple(one(db, f"SELECT count(*) FROM jobwheel.{t}") for t in ("jobs", "workflows", "job_deps"))
+
+
+def test_workflow_file_submits_the_graph_and_prints_the_ids(dsn, db, tmp_path):
+    path = tmp_path / "monthly.json"
+    path.write_text(json.dumps(WORKFLOW, indent=2))
+    r = cli(dsn, "enqueue", "--workflow", str(path))
+    lines = r.stdout.splitlines()
+    wf = one(db, "SELECT id FROM jobwheel.workflows WHERE name = 'monthly'")
+    assert lines[0] == f"workflow {wf}: 4 jobs" and r.stderr == ""
+    ids = dict(line.split() for line in lines[1:])
+    assert list(ids) == ["sales", "refunds", "merge-all", "cleanup"]  # in the file's order
+    rows = db.execute("SELECT id, kind, queue, state, trigger, depends_on, workflow_id FROM jobwheel.jobs "
+                      "ORDER BY id").fetchall()
+    i = {k: int(v) for k, v in ids.items()}
+    assert rows == [(i["sales"], "noop", "default", "ready", "all_success", None, wf),
+                    (i["refunds"], "noop", "slow", "ready", "all_success", None, wf),
+                    (i["merge-all"], "noop", "default", "blocked", "all_success", [i["sales"], i["refunds"]], wf),
+                    (i["cleanup"], "noop", "default", "blocked", "all_done", [i["merge-all"]], wf)]
+
+    # --json, from stdin: submit_workflow()'s answer as it is, on one line
+    r = cli(dsn, "--json", "enqueue", "--workflow", "-", input=json.dumps(WORKFLOW))
+    assert r.stdout.count("\n") == 1
+    out = json.loads(r.stdout)
+    assert out["workflow_id"] == wf + 1 and set(out["jobs"]) == set(ids)
+    assert one(db, "SELECT count(*) FROM jobwheel.jobs WHERE workflow_id = %s", out["workflow_id"]) == 4
+    assert workflow_tables(db) == (8, 2, 6)
+
+
+def test_workflow_with_a_cycle_fails_naming_it_and_inserts_nothing(dsn, db, tmp_path):
+    path = tmp_path / "cycle.json"
+    path.write_text(json.dumps({"jobs": [{"key": "a", "kind": "noop", "depends_on": ["c"]},
+                                         {"key": "b", "kind": "noop", "depends_on": ["a"]},
+                                         {"key": "c", "kind": "noop", "depends_on": ["b"]}]}))
+    r = cli(dsn, "enqueue", "--workflow", str(path), check=False)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr == "jobwheel enqueue: depends_on: cycle: a -> c -> b -> a (each job depends on the next)\n"
+    assert workflow_tables(db) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("text,message", [
+    ('{"jobs": [{"key": "a", "kind": "noop"}', "not valid JSON at offset"),
+    ("", "not valid JSON at offset 0"),
+    ('[{"key": "a", "kind": "noop"}]', "must be a JSON object"),
+    ('{"jobs": []} {"jobs": []}', "not valid JSON at offset 13 (after the value)"),
+    ('{"jobs": [{"key": "a\x00", "kind": "noop"}]}', "not valid JSON at offset 20"),  # libpq would cut at NUL
+])
+def test_workflow_file_that_is_not_a_json_object_exits_2(dsn, db, tmp_path, text, message):
+    path = tmp_path / "broken.json"
+    path.write_text(text)
+    r = cli(dsn, "enqueue", "--workflow", str(path), check=False)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.startswith(f"jobwheel enqueue: {path}: ") and message in r.stderr, r.stderr
+    r = cli(dsn, "enqueue", "--workflow", "-", input=text, check=False)
+    assert r.returncode == 2 and r.stderr.startswith("jobwheel enqueue: stdin: ")
+    assert workflow_tables(db) == (0, 0, 0)
+
+
+def test_workflow_larger_than_64_mib_exits_2(dsn, db):
+    r = cli(dsn, "enqueue", "--workflow", "-", input=" " * (64 * 1024 * 1024) + "{}", check=False)
+    assert r.returncode == 2 and r.stderr == "jobwheel enqueue: stdin: larger than 64 MiB\n"
+    assert workflow_tables(db) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("args,code,message", [
+    (["noop", "--workflow", "wf.json"], 2, "--workflow reads every job from FILE: no KIND, --batch or job flags"),
+    (["--workflow", "wf.json", "--batch"], 2, "--workflow reads every job from FILE"),
+    (["--workflow=wf.json", "--queue", "q"], 2, "--workflow reads every job from FILE"),
+    (["--workflow"], 2, "--workflow needs a value"),
+    (["--workflow="], 2, "--workflow needs a value"),
+    (["--workflow", "wf.json", "--workflow", "wf.json"], 2, "--workflow given twice"),
+    (["--workflow", "no-such.json"], 1, "jobwheel enqueue: no-such.json: No such file or directory"),
+])
+def test_workflow_usage_errors(dsn, db, tmp_path, monkeypatch, args, code, message):
+    (tmp_path / "wf.json").write_text(json.dumps(WORKFLOW))
+    monkeypatch.chdir(tmp_path)
+    r = cli(dsn, "enqueue", *args, check=False)
+    assert r.returncode == code and message in r.stderr, r.stderr
+    assert r.stdout == ""
+    assert workflow_tables(db) == (0, 0, 0)
+
+
 # ------------------------------------------------------------------ status
 
 def test_status_shows_counts_per_queue_and_workers(dsn, db):

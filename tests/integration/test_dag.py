@@ -11,7 +11,6 @@ import pytest
 from conftest import job_state, one, wait_for
 
 FAST = dict(concurrency=8, worker__poll_ms=100)
-TERMINAL = ("succeeded", "dead", "cancelled")
 
 
 def job(key, kind="noop", payload=None, depends_on=None, **fields):
@@ -47,6 +46,12 @@ def jobs_by_id(db, ids):
     return {r[0]: dict(zip(cols, r)) for r in rows}
 
 
+def jobs_by_key(db, ids):
+    """{key: row} for a workflow's {key: id}."""
+    rows = jobs_by_id(db, ids.values())
+    return {k: rows[i] for k, i in ids.items()}
+
+
 def workflow_status(db, wf):
     row = db.execute("SELECT state, jobs, succeeded, dead, cancelled, active FROM jobwheel.workflow_status "
                      "WHERE id = %s", (wf,)).fetchone()
@@ -55,8 +60,10 @@ def workflow_status(db, wf):
 
 def wait_workflow_done(db, wf, timeout=20):
     """Waits until the workflow has no unfinished job; returns its state."""
-    return wait_for(lambda: (lambda s: s != "running" and s)(workflow_status(db, wf)[0]), timeout,
-                    what=f"workflow {wf} to finish (status {workflow_status(db, wf)})")
+    def finished():
+        state = workflow_status(db, wf)[0]
+        return state if state != "running" else None
+    return wait_for(finished, timeout, what=f"workflow {wf} to finish")
 
 
 def claim(db, queue, n=1, worker="w1"):
@@ -82,14 +89,14 @@ def table_counts(db):
 def test_diamond_runs_the_join_after_both_branches(db, workers):
     wf, ids = submit(db, job("a"), job("b", "sleep", {"ms": 300}, ["a"]), job("c", "sleep", {"ms": 300}, ["a"]),
                      job("d", depends_on=["b", "c"]), name="diamond")
-    before = jobs_by_id(db, ids.values())
-    assert [(before[ids[k]]["state"], before[ids[k]]["pending_parents"]) for k in "abcd"] == \
+    before = jobs_by_key(db, ids)
+    assert [(before[k]["state"], before[k]["pending_parents"]) for k in "abcd"] == \
         [("ready", 0), ("blocked", 1), ("blocked", 1), ("blocked", 2)]
     assert workflow_status(db, wf) == ("running", dict(jobs=4, succeeded=0, dead=0, cancelled=0, active=4))
 
     workers.start(**FAST)
     assert wait_workflow_done(db, wf) == "succeeded"
-    j = {k: v for k, v in ((k, jobs_by_id(db, ids.values())[ids[k]]) for k in "abcd")}
+    j = jobs_by_key(db, ids)
     assert all(r["state"] == "succeeded" and r["attempt"] == 1 and r["pending_parents"] == 0 for r in j.values())
     assert j["a"]["finished_at"] <= j["b"]["started_at"] and j["a"]["finished_at"] <= j["c"]["started_at"]
     # b and c ran side by side, d only after both
@@ -107,9 +114,8 @@ def test_fan_out_fan_in_sink_starts_after_every_child(db, workers):
 
     workers.start(**FAST)
     assert wait_workflow_done(db, wf, timeout=30) == "succeeded"
-    rows = jobs_by_id(db, ids.values())
-    root, sink = rows[ids["root"]], rows[ids["sink"]]
-    kids = [rows[ids[c]] for c in children]
+    rows = jobs_by_key(db, ids)
+    root, sink, kids = rows["root"], rows["sink"], [rows[c] for c in children]
     assert all(k["started_at"] >= root["finished_at"] for k in kids)
     assert sink["started_at"] >= max(k["finished_at"] for k in kids)
     assert sink["result"] == {"parents": {str(ids[c]): None for c in children}}  # sleep has no result
@@ -124,8 +130,8 @@ def test_chain_of_20_runs_each_after_its_parent(db, workers):
 
     workers.start(**FAST)
     assert wait_workflow_done(db, wf) == "succeeded"
-    rows = jobs_by_id(db, ids.values())
-    chain = [rows[ids[k]] for k in keys]
+    rows = jobs_by_key(db, ids)
+    chain = [rows[k] for k in keys]
     for parent, child in zip(chain, chain[1:]):
         assert child["started_at"] >= parent["finished_at"], (parent, child)
     assert [r["result"] for r in chain] == [{"echo": i} for i in range(20)]
@@ -138,8 +144,8 @@ def test_all_done_child_runs_after_a_dead_parent_and_sees_its_null_result(db, wo
                      job("strict", depends_on=["ok", "bad"]))
     workers.start(**FAST)
     assert wait_workflow_done(db, wf) == "failed"
-    rows = jobs_by_id(db, ids.values())
-    ok, bad, cleanup, strict = (rows[ids[k]] for k in ("ok", "bad", "cleanup", "strict"))
+    rows = jobs_by_key(db, ids)
+    ok, bad, cleanup, strict = (rows[k] for k in ("ok", "bad", "cleanup", "strict"))
     assert (bad["state"], bad["attempt"], bad["last_error"]) == ("dead", 1, "no such table")
     assert cleanup["state"] == "succeeded"
     assert cleanup["started_at"] >= max(ok["finished_at"], bad["finished_at"])
@@ -157,19 +163,19 @@ def test_dead_parent_cancels_every_descendant_through_three_levels(db, workers):
                      name="doomed")
     workers.start(**FAST)
     assert wait_workflow_done(db, wf) == "failed"
-    rows = jobs_by_id(db, ids.values())
+    rows = jobs_by_key(db, ids)
     expected = {"l1": f"upstream job {ids['bad']} dead", "l1b": f"upstream job {ids['bad']} dead",
                 "l2": f"upstream job {ids['l1']} cancelled", "l3": f"upstream job {ids['l1b']} cancelled"}
-    got = {k: rows[ids[k]]["last_error"] for k in expected}
+    got = {k: rows[k]["last_error"] for k in expected}
     # l3 has two cancelled parents; whichever was cancelled first is named
     assert got["l3"] in (expected["l3"], f"upstream job {ids['l2']} cancelled")
     expected["l3"] = got["l3"]
     assert got == expected
     for k in expected:  # never started, finished when cancelled
-        r = rows[ids[k]]
+        r = rows[k]
         assert (r["state"], r["attempt"], r["started_at"], r["result"]) == ("cancelled", 0, None, None), k
-        assert r["finished_at"] >= rows[ids["bad"]]["finished_at"]
-    assert rows[ids["ok"]]["state"] == "succeeded" and rows[ids["bad"]]["state"] == "dead"
+        assert r["finished_at"] >= rows["bad"]["finished_at"]
+    assert rows["ok"]["state"] == "succeeded" and rows["bad"]["state"] == "dead"
     assert workflow_status(db, wf) == ("failed", dict(jobs=6, succeeded=1, dead=1, cancelled=4, active=0))
     assert one(db, "SELECT count(*) FROM jobwheel.dlq WHERE id = %s AND last_error = 'upstream broke'",
                ids["bad"]) == 1
@@ -192,13 +198,12 @@ def test_cancel_workflow_mid_run_aborts_the_running_job_and_cancels_the_rest(db,
 
     one(db, "SELECT jobwheel.cancel_workflow(%s)", wf)
     wait_for(lambda: f"job {ids['long']} cancelled" in w.output(), 1.0, what="the worker to abort the job")
-    rows = jobs_by_id(db, ids.values())
-    assert rows[ids["first"]]["state"] == "succeeded"
-    assert (rows[ids["long"]]["state"], rows[ids["long"]]["attempt"], rows[ids["long"]]["last_error"]) == \
-        ("cancelled", 1, "cancelled")
+    rows = jobs_by_key(db, ids)
+    assert rows["first"]["state"] == "succeeded"
+    assert (rows["long"]["state"], rows["long"]["attempt"], rows["long"]["last_error"]) == ("cancelled", 1, "cancelled")
     parents = {"after1": ["long"], "after2": ["long"], "last": ["after1", "after2"]}
     for k, ps in parents.items():
-        r = rows[ids[k]]
+        r = rows[k]
         assert (r["state"], r["started_at"]) == ("cancelled", None), k
         # cancelled by the user, or because its parent was: either way it says so
         assert r["last_error"] in ["cancelled"] + [f"upstream job {ids[p]} cancelled" for p in ps], r
@@ -330,6 +335,17 @@ RACES = {
 }
 
 
+def report(conn, barrier, job_id, attempt, outcome, results, errors):
+    """One parent's outcome, sent the moment the other thread sends its own."""
+    try:
+        barrier.wait(5)
+        sql = ("SELECT jobwheel.complete(%s, %s, '{\"ok\": true}')" if outcome == "complete"
+               else "SELECT jobwheel.fail(%s, %s, 'boom', false)")
+        results[job_id] = one(conn, sql, job_id, attempt)
+    except Exception as e:  # a deadlock or any other error fails the test
+        errors.append(e)
+
+
 @pytest.mark.parametrize("race", list(RACES))
 def test_concurrent_completion_of_two_parents_releases_the_child_once(dsn, db, race):
     trigger, out1, out2, want_state, want_error = RACES[race]
@@ -343,20 +359,9 @@ def test_concurrent_completion_of_two_parents_releases_the_child_once(dsn, db, r
             children.append((child, p1))
             claimed = dict(claim(db, "parents", n=2))
             assert set(claimed) == {p1, p2}
-            barrier = threading.Barrier(2)
-            results, errors = {}, []
-
-            def report(conn, job_id, outcome):
-                try:
-                    barrier.wait(5)
-                    sql = ("SELECT jobwheel.complete(%s, %s, '{\"ok\": true}')" if outcome == "complete"
-                           else "SELECT jobwheel.fail(%s, %s, 'boom', false)")
-                    results[job_id] = one(conn, sql, job_id, claimed[job_id])
-                except Exception as e:  # a deadlock or any other error fails the test below
-                    errors.append(e)
-
-            threads = [threading.Thread(target=report, args=(conns[0], p1, out1)),
-                       threading.Thread(target=report, args=(conns[1], p2, out2))]
+            barrier, results, errors = threading.Barrier(2), {}, []
+            threads = [threading.Thread(target=report, args=(conn, barrier, p, claimed[p], out, results, errors))
+                       for conn, p, out in ((conns[0], p1, out1), (conns[1], p2, out2))]
             for t in threads:
                 t.start()
             for t in threads:
