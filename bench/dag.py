@@ -68,9 +68,8 @@ def chain(conn, depth):
     ids = [out["jobs"][f"j{i}"] for i in range(depth)]
     wait_all(conn, ids)
     return [float(r[0]) for r in conn.execute(
-        "SELECT extract(epoch FROM c.started_at - p.finished_at) * 1000 FROM jobwheel.job_deps d "
-        "JOIN jobwheel.jobs p ON p.id = d.parent_id JOIN jobwheel.jobs c ON c.id = d.child_id "
-        "WHERE c.id = ANY(%s)", (ids,))]
+        "SELECT extract(epoch FROM c.started_at - p.finished_at) * 1000 FROM jobwheel.jobs c "
+        "JOIN jobwheel.jobs p ON p.id = c.depends_on[1] WHERE c.id = ANY(%s)", (ids,))]
 
 
 def main():

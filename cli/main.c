@@ -15,7 +15,8 @@ static const struct {
 	{ "migrate", cmd_migrate, "migrate [--status]                 apply pending schema migrations" },
 	{ "enqueue", cmd_enqueue, "enqueue KIND [--payload JSON] [--queue Q] [--priority N] [--delay 5s | --at TIME]\n"
 				  "        [--depends-on ID,..] [--max-attempts N] [--unique-key K]   (prints the id)\n"
-				  "  enqueue --batch < jobs.ndjson       one JSON job per line" },
+				  "  enqueue --batch < jobs.ndjson       one JSON job per line\n"
+				  "  enqueue --workflow FILE.json        a whole DAG (docs/API.md); - reads stdin" },
 	{ "status", cmd_status, "status                             queues x states, workers" },
 	{ "job", cmd_job, "job ID                             one job with its attempts and errors" },
 	{ "dlq", cmd_dlq, "dlq list | dlq requeue ID | dlq requeue --all [--queue Q]" },

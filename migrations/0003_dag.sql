@@ -9,9 +9,10 @@ CREATE TABLE jobwheel.workflows (
 );
 CREATE INDEX jobs_workflow_idx ON jobwheel.jobs (workflow_id) WHERE workflow_id IS NOT NULL;
 
--- One row per dependency edge. A child's pending_parents counts the edges
--- still to be satisfied; each parent's terminal transition decrements it in
--- the same transaction, so readiness needs no scan and no poll.
+-- One row per dependency edge still to be satisfied (jobs.depends_on keeps
+-- every parent). A child's pending_parents counts its edges; each parent's
+-- terminal transition consumes its edges and decrements the counts in the
+-- same transaction, so readiness needs no scan and no poll.
 CREATE TABLE jobwheel.job_deps (
 	parent_id bigint NOT NULL REFERENCES jobwheel.jobs (id) ON DELETE CASCADE,
 	child_id  bigint NOT NULL REFERENCES jobwheel.jobs (id) ON DELETE CASCADE,
@@ -67,12 +68,17 @@ BEGIN
 		        AND c.state = 'blocked'
 		      ORDER BY c.id FOR UPDATE) c;
 		EXIT WHEN v_children IS NULL;
-		WITH done AS (
-			SELECT d.child_id, count(*) AS n,
+		-- Each edge is consumed (deleted) as it is counted, so it counts once
+		-- even if its parent ends a second time after a requeue.
+		WITH consumed AS (
+			DELETE FROM jobwheel.job_deps d WHERE d.parent_id = ANY (v_frontier)
+			RETURNING d.parent_id, d.child_id),
+		done AS (
+			SELECT e.child_id, count(*) AS n,
 			       min(p.id) FILTER (WHERE p.state <> 'succeeded') AS culprit
-			FROM jobwheel.job_deps d JOIN jobwheel.jobs p ON p.id = d.parent_id
-			WHERE d.parent_id = ANY (v_frontier) AND d.child_id = ANY (v_children)
-			GROUP BY d.child_id),
+			FROM consumed e JOIN jobwheel.jobs p ON p.id = e.parent_id
+			WHERE e.child_id = ANY (v_children)
+			GROUP BY e.child_id),
 		upd AS (
 			UPDATE jobwheel.jobs c
 			SET pending_parents = c.pending_parents - done.n,
@@ -206,27 +212,28 @@ BEGIN
 END $$;
 
 -- Cancels every job of a workflow that has not finished. Returns how many.
+-- Locks them all first, in id order (parents before children), as every
+-- other path does, so it cannot deadlock with a worker finishing one.
 CREATE FUNCTION jobwheel.cancel_workflow(workflow_id bigint) RETURNS int
 LANGUAGE plpgsql AS $$
 #variable_conflict use_variable
 DECLARE
-	v_n int := 0;
+	v_live bigint[];
 	v_id bigint;
 BEGIN
 	IF NOT EXISTS (SELECT 1 FROM jobwheel.workflows w WHERE w.id = workflow_id) THEN
 		RAISE EXCEPTION USING ERRCODE = 'P0002', COLUMN = 'workflow_id',
 			MESSAGE = format('jobwheel: workflow_id: workflow %s does not exist', workflow_id);
 	END IF;
-	-- Ids in order: children after parents, so propagation has little left to do.
-	FOR v_id IN SELECT j.id FROM jobwheel.jobs j
-	            WHERE j.workflow_id = cancel_workflow.workflow_id
-	              AND j.state IN ('blocked', 'scheduled', 'ready', 'running')
-	            ORDER BY j.id LOOP
-		IF jobwheel.cancel(v_id) THEN
-			v_n := v_n + 1;
-		END IF;
+	SELECT array_agg(l.id) INTO v_live
+	FROM (SELECT j.id FROM jobwheel.jobs j
+	      WHERE j.workflow_id = cancel_workflow.workflow_id
+	        AND j.state IN ('blocked', 'scheduled', 'ready', 'running')
+	      ORDER BY j.id FOR UPDATE) l;
+	FOREACH v_id IN ARRAY coalesce(v_live, '{}') LOOP
+		PERFORM jobwheel.cancel(v_id); -- false for those a parent's cancellation already took
 	END LOOP;
-	RETURN v_n;
+	RETURN coalesce(cardinality(v_live), 0);
 END $$;
 
 -- The results of a job's parents, {"parent id": result}, for its handler.
@@ -313,9 +320,21 @@ BEGIN
 		  AND j.state IN ('blocked', 'scheduled', 'ready', 'running');
 		RETURN v_id;
 	END IF;
-	IF v_parents IS NOT NULL THEN
-		INSERT INTO jobwheel.job_deps (parent_id, child_id) SELECT p, v_id FROM unnest(v_parents) p;
-		UPDATE jobwheel.jobs p SET has_children = true WHERE p.id = ANY (v_parents) AND NOT p.has_children;
+	IF v_state = 'blocked' THEN
+		-- Edges to the parents still to wait for; the others count as done.
+		WITH waiting AS (
+			INSERT INTO jobwheel.job_deps (parent_id, child_id)
+			SELECT p.id, v_id FROM jobwheel.jobs p
+			WHERE p.id = ANY (v_parents)
+			  AND CASE WHEN enqueue.trigger = 'all_done' THEN p.state NOT IN ('succeeded', 'dead', 'cancelled')
+			           ELSE p.state <> 'succeeded' END
+			RETURNING parent_id)
+		UPDATE jobwheel.jobs p SET has_children = true
+		FROM waiting WHERE p.id = waiting.parent_id AND NOT p.has_children;
+	ELSIF v_state = 'cancelled' THEN
+		PERFORM jobwheel._event('job', jsonb_build_object('id', v_id, 'queue', queue, 'kind', kind,
+		                                                  'state', 'cancelled', 'error',
+		                                                  format('upstream job %s %s', v_culprit, v_culprit_state)));
 	END IF;
 	IF v_state = 'ready' THEN
 		PERFORM jobwheel._wake(queue);
@@ -350,6 +369,8 @@ DECLARE
 	v_node int;
 	v_path text[];
 	v_ids bigint[];
+	v_k int;
+	v_drawn bigint;
 	v_workflow bigint;
 	v_queues text[];
 BEGIN
@@ -393,6 +414,19 @@ BEGIN
 	SELECT k INTO v_key FROM unnest(v_keys) k GROUP BY k HAVING count(*) > 1 LIMIT 1;
 	IF FOUND THEN
 		PERFORM jobwheel._bad('key', format('duplicate key %s', to_json(v_key)));
+	END IF;
+
+	SELECT format('unique_key %s is %s', to_json(u), CASE WHEN count(*) > 1 THEN 'given to two jobs'
+	                                                   ELSE 'held by a live job' END)
+	INTO v_problem
+	FROM (SELECT e.j->>'unique_key' AS u FROM jsonb_array_elements(spec->'jobs') e(j)
+	      WHERE e.j->>'unique_key' IS NOT NULL) k
+	GROUP BY u
+	HAVING count(*) > 1 OR EXISTS (SELECT 1 FROM jobwheel.jobs j WHERE j.unique_key = u
+	                               AND j.state IN ('blocked', 'scheduled', 'ready', 'running'))
+	LIMIT 1;
+	IF FOUND THEN
+		PERFORM jobwheel._bad('unique_key', v_problem);
 	END IF;
 
 	-- Edges by position; unknown keys and self-dependencies are refused.
@@ -462,10 +496,16 @@ BEGIN
 		                                    || ' (each job depends on the next)');
 	END IF;
 
-	-- Insert: ids drawn in input order, jobs and edges in one statement each.
+	-- Ids in topological order (Kahn's queue): a parent's id is always lower
+	-- than its children's, as with jobs enqueued one by one, so everything
+	-- that locks jobs in id order also locks parents before children.
 	INSERT INTO jobwheel.workflows (name) VALUES (spec->>'name') RETURNING id INTO v_workflow;
-	SELECT array_agg(nextval(pg_get_serial_sequence('jobwheel.jobs', 'id')) ORDER BY i)
-	INTO v_ids FROM generate_series(1, v_n) i;
+	v_ids := array_fill(0::bigint, ARRAY[v_n]);
+	v_k := 0;
+	FOR v_drawn IN SELECT nextval(pg_get_serial_sequence('jobwheel.jobs', 'id')) FROM generate_series(1, v_n) LOOP
+		v_k := v_k + 1;
+		v_ids[v_queue[v_k]] := v_drawn;
+	END LOOP;
 	WITH src AS (
 		SELECT e.i, e.j, v_ids[e.i] AS id,
 		       (SELECT array_agg(DISTINCT v_ids[(v_pos->>d)::int])
@@ -487,7 +527,7 @@ BEGIN
 		       coalesce(src.j->>'trigger', 'all_success'), src.j->>'unique_key', v_workflow,
 		       src.parents, coalesce(cardinality(src.parents), 0),
 		       v_first[src.i] > 0 -- has an outgoing edge
-		FROM src ORDER BY src.i
+		FROM src ORDER BY src.id
 		RETURNING queue, state)
 	SELECT array_agg(DISTINCT queue) FILTER (WHERE state = 'ready') INTO v_queues FROM ins;
 	INSERT INTO jobwheel.job_deps (parent_id, child_id)

@@ -387,10 +387,8 @@ def test_concurrent_completion_of_two_parents_releases_the_child_once(dsn, db, r
         assert sorted(cancel_events) == sorted(ids)
 
 
-# ------------------------------------------------------------------ known SQL bugs (reported, not fixed here)
+# ------------------------------------------------------------------ found by review: requeue, counts, lock order
 
-@pytest.mark.xfail(strict=True, reason="SQL bug: cancel_workflow() counts only the jobs it cancels itself, "
-                                       "not those its first cancel() already cancelled by propagation")
 def test_cancel_workflow_returns_how_many_jobs_it_cancelled(db):
     wf, ids = submit(db, job("a"), job("b", depends_on=["a"]), job("c", depends_on=["b"]))
     n = one(db, "SELECT jobwheel.cancel_workflow(%s)", wf)
@@ -398,8 +396,6 @@ def test_cancel_workflow_returns_how_many_jobs_it_cancelled(db):
     assert n == 3
 
 
-@pytest.mark.xfail(strict=True, reason="SQL bug: a dead parent, requeued, decrements its all_done child a "
-                                       "second time when it ends again; the child runs before its other parent")
 def test_all_done_child_waits_for_every_parent_even_when_one_is_requeued(db):
     p1 = enqueue(db, queue="p1")
     p2 = enqueue(db, queue="p2")
@@ -412,8 +408,6 @@ def test_all_done_child_waits_for_every_parent_even_when_one_is_requeued(db):
     assert job_state(db, child) == "blocked"
 
 
-@pytest.mark.xfail(strict=True, reason="SQL bug: cancel_workflow() locks jobs in id order but its propagation "
-                                       "locks children early: it deadlocks with a worker completing a sibling")
 def test_cancel_workflow_does_not_deadlock_with_a_completing_sibling(dsn, db):
     wf, ids = submit(db, job("a"), job("b", depends_on=["a"]), job("c", depends_on=["a"]),
                      job("d", depends_on=["b", "c"]))

@@ -66,13 +66,6 @@ def test_bad_input_names_the_problem_and_changes_nothing(db, sql, field, message
     assert one(db, "SELECT count(*) FROM jobwheel.queues") == 0
 
 
-def test_depends_on_is_refused_until_dags_exist(db):
-    parent = one(db, "SELECT jobwheel.enqueue('noop')")
-    with pytest.raises(psycopg.errors.FeatureNotSupported, match="depends_on"):
-        db.execute("SELECT jobwheel.enqueue('noop', depends_on => %s)", ([parent],))
-    assert count_jobs(db) == 1
-
-
 def test_enqueue_inside_the_callers_transaction(dsn):
     with psycopg.connect(dsn) as c:
         c.execute("SELECT jobwheel.enqueue('noop')")
