@@ -10,6 +10,7 @@
 #define MIGRATE_LOCK_KEY "74726590117"
 
 static const char bootstrap_sql[] =
+	"SET client_min_messages = warning;" /* no "already exists, skipping" notices */
 	"CREATE SCHEMA IF NOT EXISTS jobwheel;"
 	"CREATE TABLE IF NOT EXISTS jobwheel.schema_migrations ("
 	"  version int PRIMARY KEY, name text NOT NULL,"
