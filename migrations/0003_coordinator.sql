@@ -1,49 +1,8 @@
 -- SPDX-License-Identifier: MIT
--- 0002: what the coordinator needs: leadership, events, the scheduled-job
--- cursor, lost workers, priority aging, hung jobs, retention and cron.
-
--- ---------------------------------------------------------------- events
-
--- Things operators and the gateway want to hear about, written in the same
--- transaction as the change they describe: type coordinator | worker | dlq.
-CREATE TABLE jobwheel.events (
-	id   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-	at   timestamptz NOT NULL DEFAULT now(),
-	type text NOT NULL,
-	data jsonb NOT NULL
-);
-CREATE INDEX events_at_idx ON jobwheel.events (at);
-
-CREATE FUNCTION jobwheel._event(type text, data jsonb) RETURNS void
-LANGUAGE sql AS $$ INSERT INTO jobwheel.events (type, data) VALUES (type, data) $$;
+-- 0003: what the coordinator runs: leadership, the scheduled-job cursor and
+-- promotion, the starvation daemon, retention and cron.
 
 -- ---------------------------------------------------------------- leadership
-
--- Every running coordinator. The leader is the one whose database session
--- holds the advisory lock; see the view jobwheel.leader.
-CREATE TABLE jobwheel.coordinators (
-	id           text PRIMARY KEY,
-	host         text NOT NULL,
-	pid          int NOT NULL,
-	backend_pid  int NOT NULL,
-	started_at   timestamptz NOT NULL DEFAULT now(),
-	heartbeat_at timestamptz NOT NULL DEFAULT now(),
-	leader_since timestamptz
-);
-
--- The leader lock: an advisory lock on the leader's own session. PostgreSQL
--- releases it when that session ends, and every leader action runs on that
--- session, so a leader that lost its connection can no longer act.
-CREATE FUNCTION jobwheel._leader_key() RETURNS bigint
-LANGUAGE sql IMMUTABLE AS $$ SELECT 7472659011702::bigint $$;
-
-CREATE VIEW jobwheel.leader AS
-SELECT c.id, c.host, c.pid, c.leader_since, c.heartbeat_at
-FROM jobwheel.coordinators c
-JOIN pg_locks l ON l.locktype = 'advisory' AND l.granted AND l.pid = c.backend_pid
-	AND l.classid = (jobwheel._leader_key() >> 32)::oid
-	AND l.objid = (jobwheel._leader_key() & 4294967295)::oid
-	AND l.objsubid = 1;
 
 CREATE FUNCTION jobwheel.register_coordinator(id text, host text, pid int) RETURNS void
 LANGUAGE sql AS $$
@@ -83,17 +42,10 @@ BEGIN
 	END IF;
 END $$;
 
--- ---------------------------------------------------------------- the scheduled-job cursor
+CREATE FUNCTION jobwheel.coordinator_heartbeat(id text) RETURNS void
+LANGUAGE sql AS $$ UPDATE jobwheel.coordinators c SET heartbeat_at = now() WHERE c.id = coordinator_heartbeat.id $$;
 
--- The transaction that last made a job `scheduled`. The coordinator reads
--- new scheduled jobs with `sched_xid >= the xmin of its previous snapshot`:
--- every transaction below that xmin had ended when it last looked, so
--- nothing committed late is missed, and re-reading a few rows is harmless.
--- (SET DEFAULT after ADD COLUMN: existing rows keep NULL, no table rewrite;
--- they are found by the horizon scan on run_at.)
-ALTER TABLE jobwheel.jobs ADD COLUMN sched_xid xid8;
-ALTER TABLE jobwheel.jobs ALTER COLUMN sched_xid SET DEFAULT pg_current_xact_id();
-CREATE INDEX jobs_sched_xid_idx ON jobwheel.jobs (sched_xid) WHERE state = 'scheduled';
+-- ---------------------------------------------------------------- delayed jobs
 
 -- The coordinator's two reads of scheduled jobs. Each is one statement, so
 -- the cursor it returns (the xmin of the statement's snapshot) and the rows
@@ -124,15 +76,37 @@ LANGUAGE sql STABLE AS $$
 	      LIMIT n) s
 $$;
 
--- ---------------------------------------------------------------- priority aging
+-- Makes the given scheduled jobs ready if they are due, wakes their queues,
+-- and returns those still scheduled in the future (the caller's clock ran
+-- ahead of the database's, or run_at moved) so that it can re-arm them.
+--
+-- A promotion commits without waiting for the WAL flush: it can be redone
+-- from run_at at any time, so one lost in a crash is simply redone by the
+-- next leader, while a job due now does not wait for an fsync to start.
+CREATE FUNCTION jobwheel.promote_ids(ids bigint[]) RETURNS TABLE (id bigint, run_at_ms bigint)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+	v_queues text[];
+BEGIN
+	PERFORM set_config('synchronous_commit', 'off', true); -- this transaction only
+	WITH due AS (
+		UPDATE jobwheel.jobs j SET state = 'ready'
+		WHERE j.id = ANY (ids) AND j.state = 'scheduled' AND j.run_at <= now()
+		RETURNING j.queue)
+	SELECT array_agg(DISTINCT due.queue) INTO v_queues FROM due;
+	PERFORM jobwheel._wake(q) FROM unnest(v_queues) q;
+	RETURN QUERY
+	SELECT j.id, (extract(epoch FROM j.run_at) * 1000)::bigint FROM jobwheel.jobs j
+	WHERE j.id = ANY (ids) AND j.state = 'scheduled';
+END $$;
+
+-- ---------------------------------------------------------------- starvation daemon
 
 -- A ready job that has waited max_wait goes before every job that has
 -- waited less: it gets the smallest priority, so the claim index (priority,
 -- run_at, id) serves aged jobs first, oldest first, without computing ages
--- in the claim. The original priority is kept in aged_from and restored
--- when the job is claimed.
-ALTER TABLE jobwheel.jobs ADD COLUMN aged_from int;
-
+-- in the claim. Its own priority is kept in aged_from and restored by claim().
 CREATE FUNCTION jobwheel.age_priorities(max_wait_ms bigint, n int DEFAULT 10000) RETURNS int
 LANGUAGE sql AS $$
 	WITH starving AS (
@@ -147,102 +121,6 @@ LANGUAGE sql AS $$
 		RETURNING 1)
 	SELECT count(*)::int FROM aged
 $$;
-
--- claim() restores the priority of aged jobs.
-CREATE OR REPLACE FUNCTION jobwheel.claim(worker text, queues text[], n int, lease_ms int DEFAULT 30000)
-RETURNS SETOF jobwheel.jobs
-LANGUAGE plpgsql AS $$
-#variable_conflict use_variable
-DECLARE
-	v_queues text[];
-BEGIN
-	IF worker IS NULL OR worker = '' THEN
-		PERFORM jobwheel._bad('worker', 'must be a non-empty worker id');
-	END IF;
-	IF n IS NULL OR n NOT BETWEEN 1 AND 10000 THEN
-		PERFORM jobwheel._bad('n', format('%s is out of range 1..10000', n));
-	END IF;
-	IF lease_ms IS NULL OR lease_ms < 1000 THEN
-		PERFORM jobwheel._bad('lease_ms', format('%s must be at least 1000', lease_ms));
-	END IF;
-	SELECT array_agg(q) INTO v_queues FROM unnest(queues) q
-	WHERE NOT EXISTS (SELECT 1 FROM jobwheel.queues p WHERE p.name = q AND p.paused);
-	IF v_queues IS NULL THEN
-		RETURN;
-	END IF;
-	-- One index range scan per queue (LATERAL), each already in claim order:
-	-- `queue = ANY (...)` would make the planner sort every ready row instead.
-	RETURN QUERY
-	-- started_at is the clock when the row is taken, not now() (the start of
-	-- the transaction): report_and_claim() claims after reporting, in the
-	-- same transaction, and a job promoted meanwhile must not appear to have
-	-- started before its run_at.
-	UPDATE jobwheel.jobs j
-	SET state = 'running', attempt = j.attempt + 1, started_at = clock_timestamp(), worker = claim.worker,
-	    lease_until = clock_timestamp() + make_interval(secs => lease_ms / 1000.0),
-	    priority = coalesce(j.aged_from, j.priority), aged_from = NULL
-	FROM (SELECT c.id
-	      FROM unnest(v_queues) q(name)
-	      CROSS JOIN LATERAL (SELECT c.id, c.priority, c.run_at FROM jobwheel.jobs c
-	                          WHERE c.state = 'ready' AND c.queue = q.name
-	                          ORDER BY c.priority, c.run_at, c.id
-	                          LIMIT n
-	                          FOR UPDATE SKIP LOCKED) c
-	      ORDER BY c.priority, c.run_at, c.id
-	      LIMIT n) picked
-	WHERE j.id = picked.id
-	RETURNING j.*;
-END $$;
-
--- ---------------------------------------------------------------- failures: dlq events, the cursor
-
--- As in 0001, plus: a retry records its transaction for the scheduled-job
--- cursor, and every job that dies emits a `dlq` event.
-CREATE OR REPLACE FUNCTION jobwheel.fail_many(ids bigint[], attempts int[], errors text[],
-                                              retryable boolean[], retry_after_ms bigint[] DEFAULT NULL)
-RETURNS int
-LANGUAGE plpgsql AS $$
-DECLARE
-	v_n int;
-	v_queues text[];
-BEGIN
-	WITH f AS (
-		SELECT f.*, CASE WHEN f.retryable AND j.attempt < j.max_attempts
-		                 THEN greatest(now() + jobwheel.backoff(j.backoff_base_ms, j.attempt),
-		                               now() + make_interval(secs => f.retry_after_ms / 1000.0))
-		            END AS next_run
-		FROM unnest(ids, attempts, errors, retryable,
-		            coalesce(retry_after_ms, array_fill(NULL::bigint, ARRAY[cardinality(ids)])))
-		     AS f(id, attempt, error, retryable, retry_after_ms)
-		JOIN jobwheel.jobs j ON j.id = f.id AND j.attempt = f.attempt AND j.lease_until IS NOT NULL),
-	failed AS (
-		UPDATE jobwheel.jobs j
-		SET state = CASE WHEN f.next_run IS NULL THEN 'dead'
-		                 WHEN f.next_run <= now() THEN 'ready' ELSE 'scheduled' END,
-		    run_at = coalesce(f.next_run, j.run_at),
-		    finished_at = CASE WHEN f.next_run IS NULL THEN now() END,
-		    last_error = f.error, lease_until = NULL, sched_xid = pg_current_xact_id()
-		FROM f
-		WHERE j.id = f.id AND j.attempt = f.attempt AND j.lease_until IS NOT NULL -- running
-		RETURNING j.id, j.attempt, j.worker, j.queue, j.kind, j.state, f.error),
-	logged AS (
-		INSERT INTO jobwheel.job_errors (job_id, attempt, worker, error)
-		SELECT failed.id, failed.attempt, failed.worker, coalesce(failed.error, 'unknown error') FROM failed
-		RETURNING 1),
-	died AS (
-		INSERT INTO jobwheel.events (type, data)
-		SELECT 'dlq', jsonb_build_object('id', id, 'queue', queue, 'kind', kind, 'attempt', attempt,
-		                                 'error', error)
-		FROM failed WHERE state = 'dead'
-		RETURNING 1)
-	SELECT (SELECT count(*) FROM logged) + 0 * (SELECT count(*) FROM died),
-	       array_agg(DISTINCT queue) FILTER (WHERE state = 'ready')
-	INTO v_n, v_queues FROM failed;
-	PERFORM jobwheel._wake(q) FROM unnest(v_queues) q;
-	RETURN v_n;
-END $$;
-
--- ---------------------------------------------------------------- starvation daemon
 
 -- Workers silent for longer than stale_ms become `lost` (with an event) and
 -- their running jobs fail at once: "lease expired (worker X)".
@@ -327,18 +205,6 @@ LANGUAGE sql AS $$
 $$;
 
 -- ---------------------------------------------------------------- cron
-
-CREATE TABLE jobwheel.schedules (
-	name        text PRIMARY KEY CONSTRAINT schedules_name_check CHECK (name ~ '^[A-Za-z0-9_.:-]{1,128}$'),
-	cron        text NOT NULL,
-	kind        text NOT NULL,
-	payload     jsonb NOT NULL DEFAULT '{}',
-	queue       text NOT NULL DEFAULT 'default',
-	created_at  timestamptz NOT NULL DEFAULT now(),
-	updated_at  timestamptz NOT NULL DEFAULT now(),
-	last_tick   timestamptz, -- the latest tick fired: each tick fires once
-	last_job_id bigint
-);
 
 -- What is wrong with a cron expression, naming the field, or NULL. The
 -- coordinator parses expressions with common/cron.c; this check mirrors it
@@ -465,51 +331,4 @@ BEGIN
 	                         unique_key => format('cron:%s:%s', v_s.name, extract(epoch FROM tick)::bigint));
 	UPDATE jobwheel.schedules s SET last_job_id = v_id WHERE s.name = fire_schedule.name;
 	RETURN v_id;
-END $$;
-
--- ---------------------------------------------------------------- timer expiry
-
--- Makes the given scheduled jobs ready if they are due, wakes their queues,
--- and returns those still scheduled in the future (the caller's clock ran
--- ahead of the database's, or run_at moved) so that it can re-arm them.
---
--- A promotion commits without waiting for the WAL flush: it can be redone
--- from run_at at any time, so one lost in a crash is simply redone by the
--- next leader, while a job due now does not wait for an fsync to start.
-CREATE FUNCTION jobwheel.promote_ids(ids bigint[]) RETURNS TABLE (id bigint, run_at_ms bigint)
-LANGUAGE plpgsql AS $$
-#variable_conflict use_column
-DECLARE
-	v_queues text[];
-BEGIN
-	PERFORM set_config('synchronous_commit', 'off', true); -- this transaction only
-	WITH due AS (
-		UPDATE jobwheel.jobs j SET state = 'ready'
-		WHERE j.id = ANY (ids) AND j.state = 'scheduled' AND j.run_at <= now()
-		RETURNING j.queue)
-	SELECT array_agg(DISTINCT due.queue) INTO v_queues FROM due;
-	PERFORM jobwheel._wake(q) FROM unnest(v_queues) q;
-	RETURN QUERY
-	SELECT j.id, (extract(epoch FROM j.run_at) * 1000)::bigint FROM jobwheel.jobs j
-	WHERE j.id = ANY (ids) AND j.state = 'scheduled';
-END $$;
-
-CREATE FUNCTION jobwheel.coordinator_heartbeat(id text) RETURNS void
-LANGUAGE sql AS $$ UPDATE jobwheel.coordinators c SET heartbeat_at = now() WHERE c.id = coordinator_heartbeat.id $$;
-
--- ---------------------------------------------------------------- the worker's hot path
-
--- Reports outcomes and claims the next jobs in one transaction: one commit
--- (one WAL flush) per worker cycle instead of two. Same arguments as
--- complete_many, fail_many and claim, in that order.
-CREATE FUNCTION jobwheel.report_and_claim(ok_ids bigint[], ok_attempts int[], ok_results jsonb[],
-                                          fail_ids bigint[], fail_attempts int[], fail_errors text[],
-                                          fail_retryable boolean[], fail_retry_after_ms bigint[],
-                                          worker text, queues text[], n int, lease_ms int)
-RETURNS SETOF jobwheel.jobs
-LANGUAGE plpgsql AS $$
-BEGIN
-	PERFORM jobwheel.complete_many(ok_ids, ok_attempts, ok_results);
-	PERFORM jobwheel.fail_many(fail_ids, fail_attempts, fail_errors, fail_retryable, fail_retry_after_ms);
-	RETURN QUERY SELECT * FROM jobwheel.claim(worker, queues, n, lease_ms);
 END $$;
