@@ -88,28 +88,13 @@ static int parse_int(const char *s, int64_t min, int64_t max, int64_t *ret)
 	return 0;
 }
 
-/* Checks that s[0..len) is exactly one JSON object (surrounding whitespace
- * allowed) nested at most max_depth deep; else -EINVAL and a reason in err. */
+/* Checks that s[0..len) is exactly one JSON object nested at most max_depth
+ * deep; else -EINVAL and a reason in err. */
 static int check_object(const char *s, size_t len, int max_depth, char *err, size_t errlen)
 {
-	const char *end = memchr(s, '\0', len); /* cJSON takes NUL, libpq would cut the text there */
-	cJSON *v = end ? NULL : cJSON_ParseWithLengthOpts(s, len, &end, 0);
-	int rc = -EINVAL;
+	cJSON *v = NULL;
+	int rc = json_parse_object(s, len, max_depth, &v, err, errlen);
 
-	if (!v) {
-		snprintf(err, errlen, "not valid JSON at offset %td", end ? end - s : (ptrdiff_t)0);
-		return -EINVAL;
-	}
-	while (end < s + len && strchr(" \t\r\n", *end))
-		end++;
-	if (end != s + len)
-		snprintf(err, errlen, "not valid JSON at offset %td (after the value)", end - s);
-	else if (!cJSON_IsObject(v))
-		snprintf(err, errlen, "must be a JSON object");
-	else if (json_depth(v) > max_depth)
-		snprintf(err, errlen, "nested deeper than %d", max_depth);
-	else
-		rc = 0;
 	cJSON_Delete(v);
 	return rc;
 }

@@ -83,29 +83,13 @@ static int read_all(const char *path, char **ret_buf, size_t *ret_len)
 	return 0;
 }
 
-/* Checks that s[0..len) is one JSON object (surrounding whitespace allowed),
- * without NUL bytes, nested at most WORKFLOW_MAX_DEPTH deep; the server
- * checks the rest. Returns 0, or -EINVAL with a reason in err. */
+/* Checks that s[0..len) is one JSON object nested at most WORKFLOW_MAX_DEPTH
+ * deep; the server checks the rest. Returns 0, or -EINVAL with a reason. */
 static int check_spec(const char *s, size_t len, char *err, size_t errlen)
 {
-	const char *end = memchr(s, '\0', len); /* libpq would cut the text there */
-	cJSON *v = end ? NULL : cJSON_ParseWithLengthOpts(s, len, &end, 0);
-	int rc = -EINVAL;
+	cJSON *v = NULL;
+	int rc = json_parse_object(s, len, WORKFLOW_MAX_DEPTH, &v, err, errlen);
 
-	if (!v) {
-		snprintf(err, errlen, "not valid JSON at offset %td", end ? end - s : (ptrdiff_t)0);
-		return -EINVAL;
-	}
-	while (end < s + len && strchr(" \t\r\n", *end))
-		end++;
-	if (end != s + len)
-		snprintf(err, errlen, "not valid JSON at offset %td (after the value)", end - s);
-	else if (!cJSON_IsObject(v))
-		snprintf(err, errlen, "must be a JSON object {\"name\"?, \"jobs\": [...]}");
-	else if (json_depth(v) > WORKFLOW_MAX_DEPTH)
-		snprintf(err, errlen, "nested deeper than %d", WORKFLOW_MAX_DEPTH);
-	else
-		rc = 0;
 	cJSON_Delete(v);
 	return rc;
 }

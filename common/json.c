@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "json.h"
 
@@ -24,25 +25,28 @@ int json_depth(const cJSON *v)
 
 int json_parse_object(const char *s, size_t len, int max_depth, cJSON **ret_obj, char *err, size_t errlen)
 {
-	const char *end = NULL;
-	cJSON *v = cJSON_ParseWithLengthOpts(s, len, &end, 0);
+	/* A NUL inside would end the text early for cJSON and for libpq. */
+	const char *end = memchr(s, '\0', len);
+	cJSON *v = end ? NULL : cJSON_ParseWithLengthOpts(s, len, &end, 0);
 
 	if (!v) {
 		snprintf(err, errlen, "not valid JSON at offset %td", end ? end - s : (ptrdiff_t)0);
 		return -EINVAL;
 	}
-	if (!cJSON_IsObject(v)) {
+	while (end < s + len && strchr(" \t\r\n", *end))
+		end++;
+	if (end != s + len)
+		snprintf(err, errlen, "not valid JSON at offset %td (after the value)", end - s);
+	else if (!cJSON_IsObject(v))
 		snprintf(err, errlen, "must be a JSON object");
-		cJSON_Delete(v);
-		return -EINVAL;
-	}
-	if (json_depth(v) > max_depth) {
+	else if (json_depth(v) > max_depth)
 		snprintf(err, errlen, "nested deeper than %d", max_depth);
-		cJSON_Delete(v);
-		return -EINVAL;
+	else {
+		*ret_obj = v;
+		return 0;
 	}
-	*ret_obj = v;
-	return 0;
+	cJSON_Delete(v);
+	return -EINVAL;
 }
 
 static const cJSON *field(const cJSON *obj, const char *key, bool required, int *rc, char *err, size_t errlen)

@@ -10,10 +10,11 @@
 
 #include <cjson/cJSON.h>
 
-/* Parses len bytes as one JSON object nested at most max_depth deep.
- * Returns 0 and *ret_obj (caller frees with cJSON_Delete), or -EINVAL with a
- * message in err ("not valid JSON at offset 12", "nested deeper than 64",
- * "must be a JSON object"). */
+/* Parses len bytes as exactly one JSON object (whitespace around it allowed,
+ * no NUL byte) nested at most max_depth deep. Returns 0 and *ret_obj (caller
+ * frees with cJSON_Delete), or -EINVAL with a message in err ("not valid JSON
+ * at offset 12", "... (after the value)", "nested deeper than 64", "must be
+ * a JSON object"). */
 int json_parse_object(const char *s, size_t len, int max_depth, cJSON **ret_obj, char *err, size_t errlen);
 
 /* Containers nested in a JSON value: scalars 0, {} and [] 1, {"a":[1]} 2. */

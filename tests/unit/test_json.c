@@ -30,7 +30,12 @@ static void test_parse_rejects_with_reason(void **state)
 	assert_non_null(strstr(err, "not valid JSON"));
 	assert_int_equal(json_parse_object("[1]", 3, 64, &v, err, sizeof(err)), -EINVAL);
 	assert_string_equal(err, "must be a JSON object");
+	assert_int_equal(json_parse_object("{} {}", 5, 64, &v, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "not valid JSON at offset 3 (after the value)");
+	assert_int_equal(json_parse_object("{\"a\":\"\0\"}", 9, 64, &v, err, sizeof(err)), -EINVAL);
 	assert_null(v);
+	assert_int_equal(json_parse_object(" {} \n", 5, 64, &v, err, sizeof(err)), 0);
+	cJSON_Delete(v);
 }
 
 static void test_depth_limit(void **state)
