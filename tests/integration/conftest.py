@@ -190,40 +190,33 @@ class Coordinator(Proc):
         return one(conn, "SELECT count(*) FROM jobwheel.leader WHERE pid = %s", self.proc.pid) == 1
 
 
-@pytest.fixture
-def workers(dsn, db, tmp_path):
-    """Starts workers: workers.start(concurrency=4, worker__poll_ms=200)."""
+def _processes(cls, dsn, db, tmp_path):
+    """A factory of processes of cls that are all killed at the end of the test."""
     started = []
 
     class Factory:
         def start(self, *args, wait=True, **settings):
-            w = Worker(dsn, tmp_path, *args, **settings)
-            started.append(w)
+            p = cls(dsn, tmp_path, *args, **settings)
+            started.append(p)
             if wait:
-                w.wait_registered(db)
-            return w
+                p.wait_registered(db)
+            return p
 
     yield Factory()
-    for w in started:
-        w.kill()
+    for p in started:
+        p.kill()
+
+
+@pytest.fixture
+def workers(dsn, db, tmp_path):
+    """Starts workers: workers.start(concurrency=4, worker__poll_ms=200)."""
+    yield from _processes(Worker, dsn, db, tmp_path)
 
 
 @pytest.fixture
 def coordinators(dsn, db, tmp_path):
     """Starts coordinators: coordinators.start("--timer", "heap", coordinator__cursor_ms=5)."""
-    started = []
-
-    class Factory:
-        def start(self, *args, wait=True, **settings):
-            c = Coordinator(dsn, tmp_path, *args, **settings)
-            started.append(c)
-            if wait:
-                c.wait_registered(db)
-            return c
-
-    yield Factory()
-    for c in started:
-        c.kill()
+    yield from _processes(Coordinator, dsn, db, tmp_path)
 
 
 def cli(dsn, *args, input=None, check=True, env=None):
