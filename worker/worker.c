@@ -32,6 +32,7 @@ struct worker {
 	struct ev_loop *loop;
 	struct config *cfg;
 	struct pgconn *db;
+	struct pgconn *claim_db; /* claims while db is busy */
 	struct job_env env;
 	struct rng rng;
 	char id[320];
@@ -235,6 +236,15 @@ static int claim_size(const struct worker *w)
 	return free_slots > 0 ? free_slots : 0;
 }
 
+/* A claim waiting behind an outcome report would wait for its commit (a WAL
+ * flush); while the main connection is busy, claims take a second one. */
+static struct pgconn *claim_connection(struct worker *w)
+{
+	if (pgconn_pending(w->db) > 0 && pgconn_is_connected(w->claim_db))
+		return w->claim_db;
+	return w->db;
+}
+
 /* Sends what this loop iteration gathered: outcomes and a claim go in one
  * statement (one commit) when there are both; otherwise whichever there is. */
 static void report_and_claim(struct worker *w)
@@ -269,7 +279,7 @@ static void report_and_claim(struct worker *w)
 		w->reporting = true;
 		return;
 	} else if (want == 0 ||
-		   pgconn_query(w->db,
+		   pgconn_query(claim_connection(w),
 				"SELECT " CLAIM_COLUMNS " FROM jobwheel.claim($1, $2::text[], $3, $4)",
 				4, params, claim_done, w) < 0) {
 		return;
@@ -543,6 +553,11 @@ static void on_notify(struct pgconn *db, const char *channel, const char *payloa
 	}
 }
 
+static void on_claim_db_lost(struct pgconn *db, const char *why, void *arg)
+{
+	log_debug("claim connection lost: %s; reconnecting", why);
+}
+
 /* ---------------------------------------------------------------- public */
 
 struct worker *worker_new(struct ev_loop *loop, struct config *cfg, char **queues, int nqueues)
@@ -552,6 +567,7 @@ struct worker *worker_new(struct ev_loop *loop, struct config *cfg, char **queue
 		.disconnected = on_disconnected,
 		.notify = on_notify,
 	};
+	static const struct pgconn_callbacks claim_cbs = { .disconnected = on_claim_db_lost };
 	struct worker *w = calloc(1, sizeof(*w));
 
 	if (!w)
@@ -572,7 +588,8 @@ struct worker *worker_new(struct ev_loop *loop, struct config *cfg, char **queue
 		pgarray_add_text(&w->queues_array, queues[i]);
 	pgarray_end(&w->queues_array);
 	w->db = pgconn_new(loop, cfg->database_url, "jobwheel-worker", &cbs, w);
-	if (!w->db || w->queues_array.oom) {
+	w->claim_db = pgconn_new(loop, cfg->database_url, "jobwheel-worker-claims", &claim_cbs, w);
+	if (!w->db || !w->claim_db || w->queues_array.oom) {
 		worker_free(w);
 		return NULL;
 	}
@@ -593,6 +610,7 @@ void worker_start(struct worker *w)
 	ev_timer_again(w->loop, &w->poll);
 	ev_timer_again(w->loop, &w->heartbeat);
 	pgconn_start(w->db);
+	pgconn_start(w->claim_db);
 }
 
 bool worker_done(const struct worker *w)
@@ -617,6 +635,7 @@ void worker_free(struct worker *w)
 	ev_timer_stop(w->loop, &w->watchdog);
 	ev_timer_stop(w->loop, &w->grace);
 	pgconn_free(w->db);
+	pgconn_free(w->claim_db);
 	outcomes_free(&w->out);
 	strbuf_free(&w->queues_array);
 	strbuf_free(&w->heartbeat_ids);
