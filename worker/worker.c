@@ -49,8 +49,9 @@ struct worker {
 	struct job *jobs; /* running jobs, doubly linked */
 	int running;
 
-	bool claiming;    /* a claim is in flight */
-	int claim_asked;  /* how many it asked for */
+	/* Up to two claims in flight, one per connection: asked[0] on db,
+	 * asked[1] on claim_db (0 = none); their slots are reserved. */
+	int asked[2];
 	bool more_work;   /* the last claim was full, or a wake-up came */
 	bool claim_again; /* a wake-up came while a claim was in flight */
 
@@ -174,23 +175,17 @@ static void start_job(struct worker *w, PGresult *res, int row)
 
 /* ------------------------------------------------------- claim and report */
 
-/* Starts the jobs of a claim's rows. */
-static void claimed(struct worker *w, PGresult *res)
+static bool claiming(const struct worker *w)
 {
-	int n = PQntuples(res);
-
-	for (int i = 0; i < n; i++)
-		start_job(w, res, i);
-	/* A full batch means there may be more; so does a wake-up during the claim. */
-	w->more_work = w->claim_again || n == w->claim_asked;
-	w->claim_again = false;
+	return w->asked[0] || w->asked[1];
 }
 
 static void claim_done(struct pgconn *db, PGresult *res, void *arg)
 {
 	struct worker *w = arg;
+	int *slot = &w->asked[db == w->db ? 0 : 1], asked = *slot, n;
 
-	w->claiming = false;
+	*slot = 0;
 	if (!res) {
 		w->more_work = true; /* claim again after the reconnect */
 		return;
@@ -199,7 +194,12 @@ static void claim_done(struct pgconn *db, PGresult *res, void *arg)
 		log_error("claim failed: %s", PQresultErrorMessage(res));
 		return; /* the poll timer tries again */
 	}
-	claimed(w, res);
+	n = PQntuples(res);
+	for (int i = 0; i < n; i++)
+		start_job(w, res, i);
+	/* A full batch means there may be more; so does a wake-up during the claim. */
+	w->more_work = w->more_work || w->claim_again || n == asked;
+	w->claim_again = false;
 }
 
 static void report_done(struct pgconn *db, PGresult *res, void *arg)
@@ -226,23 +226,35 @@ static void report_and_claim_done(struct pgconn *db, PGresult *res, void *arg)
 	claim_done(db, res, arg);
 }
 
-/* How many jobs to claim now, or 0. */
+/* How many jobs to claim now, or 0: the free slots not reserved by a claim
+ * in flight. */
 static int claim_size(const struct worker *w)
 {
-	int free_slots = (int)w->cfg->worker_concurrency - w->running;
+	int free_slots = (int)w->cfg->worker_concurrency - w->running - w->asked[0] - w->asked[1];
 
-	if (w->phase != PHASE_RUNNING || w->claiming || !w->more_work)
+	if (w->phase != PHASE_RUNNING || !w->more_work)
 		return 0;
 	return free_slots > 0 ? free_slots : 0;
 }
 
-/* A claim waiting behind an outcome report would wait for its commit (a WAL
- * flush); while the main connection is busy, claims take a second one. */
-static struct pgconn *claim_connection(struct worker *w)
+/* Where a claim goes: the main connection when idle; else the claim
+ * connection, so that a claim never waits for the WAL flush of a report or
+ * of another claim; else behind the report. NULL: both claims are out. */
+static struct pgconn *claim_connection(struct worker *w, int **ret_slot)
 {
-	if (pgconn_pending(w->db) > 0 && pgconn_is_connected(w->claim_db))
+	if (!w->asked[0] && pgconn_pending(w->db) == 0) {
+		*ret_slot = &w->asked[0];
+		return w->db;
+	}
+	if (!w->asked[1] && pgconn_is_connected(w->claim_db)) {
+		*ret_slot = &w->asked[1];
 		return w->claim_db;
-	return w->db;
+	}
+	if (!w->asked[0]) {
+		*ret_slot = &w->asked[0];
+		return w->db;
+	}
+	return NULL;
 }
 
 /* Sends what this loop iteration gathered: outcomes and a claim go in one
@@ -252,8 +264,10 @@ static void report_and_claim(struct worker *w)
 	const char *params[12];
 	const char *sql = NULL;
 	char n[16], lease[24];
-	int want = claim_size(w);
+	const char *claim_params[4] = { w->id, strbuf_str(&w->queues_array), n, lease };
+	int want = claim_size(w), *slot;
 	bool report = !w->reporting && outcomes_waiting(&w->out) > 0;
+	struct pgconn *db;
 
 	if (report && !(sql = outcomes_begin_send(&w->out, params))) {
 		log_error("out of memory building the outcome batch");
@@ -261,32 +275,30 @@ static void report_and_claim(struct worker *w)
 	}
 	snprintf(n, sizeof(n), "%d", want);
 	snprintf(lease, sizeof(lease), "%lld", (long long)w->cfg->worker_lease_ms);
-	params[report ? 8 : 0] = w->id;
-	params[report ? 9 : 1] = strbuf_str(&w->queues_array);
-	params[report ? 10 : 2] = n;
-	params[report ? 11 : 3] = lease;
-	if (report && want > 0) {
+	if (report && want > 0 && !w->asked[0]) {
+		memcpy(params + 8, claim_params, sizeof(claim_params));
 		if (pgconn_query(w->db, outcomes_report_and_claim_sql, 12, params, report_and_claim_done, w) < 0) {
 			outcomes_unsent(&w->out);
 			return;
 		}
 		w->reporting = true;
-	} else if (report) {
+		w->asked[0] = want;
+		w->more_work = false;
+		return;
+	}
+	if (report) {
 		if (pgconn_query(w->db, sql, 8, params, report_done, w) < 0) {
 			outcomes_unsent(&w->out);
 			return;
 		}
 		w->reporting = true;
-		return;
-	} else if (want == 0 ||
-		   pgconn_query(claim_connection(w),
-				"SELECT " CLAIM_COLUMNS " FROM jobwheel.claim($1, $2::text[], $3, $4)",
-				4, params, claim_done, w) < 0) {
-		return;
 	}
-	w->claiming = true;
-	w->claim_asked = want;
-	w->more_work = false;
+	db = want > 0 ? claim_connection(w, &slot) : NULL;
+	if (db && pgconn_query(db, "SELECT " CLAIM_COLUMNS " FROM jobwheel.claim($1, $2::text[], $3, $4)", 4,
+			       claim_params, claim_done, w) == 0) {
+		*slot = want;
+		w->more_work = false;
+	}
 }
 
 /* ------------------------------------------------------------- lifecycle */
@@ -540,10 +552,11 @@ static void on_notify(struct pgconn *db, const char *channel, const char *payloa
 	struct worker *w = arg;
 
 	if (strcmp(channel, "jobwheel_wake") == 0 && serves_queue(w, payload)) {
-		if (w->claiming)
+		/* Claim now (a second claim may go out on the other connection),
+		 * and again when a claim in flight returns: it may have missed it. */
+		w->more_work = true;
+		if (claiming(w))
 			w->claim_again = true;
-		else
-			w->more_work = true;
 	} else if (strcmp(channel, "jobwheel_cancel") == 0) {
 		struct job *job = find_job(w, strtoll(payload, NULL, 10));
 		if (job) {
