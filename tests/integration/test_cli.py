@@ -368,3 +368,14 @@ def test_dlq_requeue_all_optionally_per_queue(dsn, db):
 def test_dlq_usage_errors(dsn, args):
     r = cli(dsn, "dlq", *args, check=False)
     assert r.returncode == 2 and "usage: dlq" in r.stderr
+
+
+def test_enqueue_depends_on_blocks_the_child_until_its_parents_succeed(dsn, db):
+    parents = [cli(dsn, "enqueue", "noop").stdout.strip() for _ in range(2)]
+    child = cli(dsn, "enqueue", "noop", "--depends-on", ",".join(parents)).stdout.strip()
+    row = db.execute("SELECT state, pending_parents, depends_on FROM jobwheel.jobs WHERE id = %s",
+                     (int(child),)).fetchone()
+    assert row == ("blocked", 2, [int(p) for p in parents])
+    r = cli(dsn, "enqueue", "noop", "--depends-on", "999999", check=False)
+    assert r.returncode == 1 and "unknown parent job 999999" in r.stderr
+    assert one(db, "SELECT count(*) FROM jobwheel.jobs") == 3
