@@ -4,8 +4,10 @@
  *
  * Everything happens on one libev loop. An ev_prepare watcher runs once per
  * loop iteration, after all callbacks: it sends the outcomes gathered in that
- * iteration as one statement, then claims as many jobs as there are free
- * slots. So a batch of no-op jobs costs two statements, whatever its size. */
+ * iteration and a claim for as many jobs as there are free slots, together in
+ * one statement (one transaction, one commit). So a cycle of no-op jobs costs
+ * one statement, whatever its size. A second connection lets a claim go out
+ * while the first is still busy. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
