@@ -562,8 +562,12 @@ CREATE FUNCTION jobwheel.report_and_claim(ok_ids bigint[], ok_attempts int[], ok
 RETURNS SETOF jobwheel.jobs
 LANGUAGE plpgsql AS $$
 BEGIN
-	PERFORM jobwheel.complete_many(ok_ids, ok_attempts, ok_results);
-	PERFORM jobwheel.fail_many(fail_ids, fail_attempts, fail_errors, fail_retryable, fail_retry_after_ms);
+	IF cardinality(ok_ids) > 0 THEN
+		PERFORM jobwheel.complete_many(ok_ids, ok_attempts, ok_results);
+	END IF;
+	IF cardinality(fail_ids) > 0 THEN -- rare: no need to plan it every cycle
+		PERFORM jobwheel.fail_many(fail_ids, fail_attempts, fail_errors, fail_retryable, fail_retry_after_ms);
+	END IF;
 	RETURN QUERY SELECT * FROM jobwheel.claim(worker, queues, n, lease_ms);
 END $$;
 
