@@ -106,11 +106,11 @@ static void on_connected(struct pgconn *db, void *arg)
 	const char *params[3] = { c->id, c->host, pid };
 
 	snprintf(pid, sizeof(pid), "%d", (int)getpid());
-	/* Let the server notice a vanished coordinator host within ~4 s, so
+	/* Let the server notice a vanished coordinator host within ~3 s, so
 	 * that its lock is freed for a follower (the kernel default is hours). */
 	pgconn_query(db,
-		     "SELECT set_config('tcp_keepalives_idle', '2', false), set_config('tcp_keepalives_interval', '1', false),"
-		     " set_config('tcp_keepalives_count', '2', false), set_config('tcp_user_timeout', '4000', false)",
+		     "SELECT set_config('tcp_keepalives_idle', '1', false), set_config('tcp_keepalives_interval', '1', false),"
+		     " set_config('tcp_keepalives_count', '2', false), set_config('tcp_user_timeout', '2500', false)",
 		     0, NULL, ignore_result, "setting keepalives");
 	pgconn_query(db, "LISTEN jobwheel_schedules", 0, NULL, ignore_result, "LISTEN jobwheel_schedules");
 	pgconn_query(db, "SELECT jobwheel.register_coordinator($1, $2, $3)", 3, params, ignore_result,
