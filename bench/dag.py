@@ -15,15 +15,12 @@ build/) run the jobs. Measures, with times from the database's clock:
 """
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import time
 
 import psycopg
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUILD = os.environ.get("JW_BUILD_DIR", os.path.join(ROOT, "build"))
+from jwbench import fresh_database, spawn
 
 
 def wait_all(conn, ids, timeout=300):
@@ -79,16 +76,8 @@ def main():
     ap.add_argument("--depth", type=int, default=1000)
     ap.add_argument("--reps", type=int, default=3)
     a = ap.parse_args()
-    with psycopg.connect(a.url + "/postgres", autocommit=True) as c:
-        c.execute("DROP DATABASE IF EXISTS jw_dag WITH (FORCE)")
-        c.execute("CREATE DATABASE jw_dag")
-    url = a.url + "/jw_dag"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBWHEEL_")}
-    env["JOBWHEEL_CONFIG"] = "/dev/null"
-    subprocess.run([f"{BUILD}/cli/jobwheel", "--set", "database.url=" + url, "migrate"], check=True, env=env,
-                   stdout=subprocess.DEVNULL)
-    workers = [subprocess.Popen([f"{BUILD}/worker/jobwheel-worker", "--set", "database.url=" + url,
-                                 "--concurrency", "256", "--log-level", "warn"], env=env) for _ in range(2)]
+    url = fresh_database(a.url, "jw_dag")
+    workers = [spawn("worker/jobwheel-worker", url, "--concurrency", "256") for _ in range(2)]
     try:
         with psycopg.connect(url, autocommit=True) as conn:
             while conn.execute("SELECT count(*) FROM jobwheel.workers").fetchone()[0] < 2:

@@ -23,8 +23,7 @@ import time
 
 import psycopg
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUILD = os.environ.get("JW_BUILD_DIR", os.path.join(ROOT, "build"))
+from jwbench import ROOT, fresh_database, spawn
 
 
 def pct(values, p):
@@ -65,18 +64,9 @@ def main():
     ap.add_argument("--peer", action="store_true")
     a = ap.parse_args()
 
-    with psycopg.connect(a.url + "/postgres", autocommit=True) as c:
-        c.execute("DROP DATABASE IF EXISTS jw_latency WITH (FORCE)")
-        c.execute("CREATE DATABASE jw_latency")
-    url = a.url + "/jw_latency"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBWHEEL_")}
-    env["JOBWHEEL_CONFIG"] = "/dev/null"
-    subprocess.run([f"{BUILD}/cli/jobwheel", "--set", "database.url=" + url, "migrate"], check=True, env=env,
-                   stdout=subprocess.DEVNULL)
-    common = ["--set", "database.url=" + url, "--log-level", "warn"]
-    procs = [subprocess.Popen([f"{BUILD}/coordinator/jobwheel-coordinator", *common, "--timer", a.timer], env=env)]
-    procs += [subprocess.Popen([f"{BUILD}/worker/jobwheel-worker", *common, "--concurrency", "64"], env=env)
-              for _ in range(2)]
+    url = fresh_database(a.url, "jw_latency")
+    procs = [spawn("coordinator/jobwheel-coordinator", url, "--timer", a.timer)]
+    procs += [spawn("worker/jobwheel-worker", url, "--concurrency", "64") for _ in range(2)]
     results = []
     try:
         with psycopg.connect(url, autocommit=True) as conn:

@@ -39,7 +39,9 @@ struct worker {
 	struct rng rng;
 	char id[320];
 	char host[256];
-	struct strbuf queues_array;     /* {q1,q2} */
+	char **queues;                  /* the queue names (owned by the caller) */
+	int nqueues;
+	struct strbuf queues_array;     /* the same as a PostgreSQL array: {q1,q2} */
 	struct strbuf heartbeat_ids;    /* parameter of the heartbeat */
 	struct strbuf release_ids;      /* jobs given back at the end of the grace */
 	struct strbuf release_attempts;
@@ -529,23 +531,9 @@ static void on_disconnected(struct pgconn *db, const char *why, void *arg)
 
 static bool serves_queue(const struct worker *w, const char *queue)
 {
-	size_t n = strlen(queue);
-
-	for (const char *q = w->cfg->worker_queues; *q;) {
-		size_t len = strcspn(q, ",");
-		const char *s = q;
-		while (len && *s == ' ') {
-			s++;
-			len--;
-		}
-		while (len && s[len - 1] == ' ')
-			len--;
-		if (len == n && memcmp(s, queue, n) == 0)
+	for (int i = 0; i < w->nqueues; i++)
+		if (strcmp(w->queues[i], queue) == 0)
 			return true;
-		q += strcspn(q, ",");
-		if (*q == ',')
-			q++;
-	}
 	return false;
 }
 
@@ -589,6 +577,8 @@ struct worker *worker_new(struct ev_loop *loop, struct config *cfg, char **queue
 		return NULL;
 	w->loop = loop;
 	w->cfg = cfg;
+	w->queues = queues;
+	w->nqueues = nqueues;
 	rng_seed(&w->rng, (uint64_t)cfg->email_mock_seed);
 	w->env = (struct job_env){ .loop = loop, .cfg = cfg, .rng = &w->rng, .finished = job_finished };
 	if (gethostname(w->host, sizeof(w->host) - 1) < 0)

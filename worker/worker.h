@@ -10,8 +10,8 @@
 
 struct worker;
 
-/* Creates a worker for cfg (which must outlive it). The queues must already
- * be validated. Returns NULL on allocation failure. */
+/* Creates a worker for cfg and the queue names (both must outlive it; the
+ * names already validated). Returns NULL on allocation failure. */
 struct worker *worker_new(struct ev_loop *loop, struct config *cfg, char **queues, int nqueues);
 
 /* Connects and starts working; returns at once (the loop does the rest). */
