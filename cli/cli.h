@@ -33,6 +33,7 @@ int cmd_status(const struct cli_ctx *ctx);
 int cmd_job(const struct cli_ctx *ctx);
 int cmd_dlq(const struct cli_ctx *ctx);
 int cmd_schedule(const struct cli_ctx *ctx);
+int cmd_token(const struct cli_ctx *ctx);
 int cmd_bench(const struct cli_ctx *ctx);
 
 /* jobwheel enqueue --workflow FILE (cli/workflow.c): submits the workflow in

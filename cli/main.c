@@ -20,6 +20,7 @@ static const struct {
 	{ "status", cmd_status, "status                             queues x states, workers" },
 	{ "job", cmd_job, "job ID                             one job with its attempts and errors" },
 	{ "dlq", cmd_dlq, "dlq list | dlq requeue ID | dlq requeue --all [--queue Q]" },
+	{ "token", cmd_token, "token create NAME --scope read|write|admin | token list | token revoke NAME   (API tokens)" },
 	{ "schedule", cmd_schedule, "schedule add NAME CRON KIND [--payload JSON] [--queue Q] | schedule list | schedule rm NAME" },
 	{ "bench", cmd_bench, "bench drain --jobs N --workers W --concurrency C" },
 };

@@ -15,6 +15,8 @@
 #ifndef JW_CONFIG_KEYS_H
 #define JW_CONFIG_KEYS_H
 
+#include "jw_build_config.h" /* JW_WEB_ROOT */
+
 #define JW_CONFIG_KEYS(X)                                                                          \
 	X(database_url, "database.url", STR, "", 0, 0, "libpq connection string or URI")               \
 	X(log_level, "log.level", ENUM, "info", 0, 0, "debug|info|warn|error: least severe level logged") \
@@ -43,8 +45,23 @@
 	X(retention_dead, "retention.dead", MS, "30d", 0, 31536000000, "keep dead jobs")                \
 	X(gateway_listen, "gateway.listen", STR, "127.0.0.1:8080", 0, 0, "HTTP listen address")        \
 	X(gateway_max_body, "gateway.max_body", SIZE, "1MiB", 1024, 1073741824, "request body limit")  \
+	X(gateway_max_header, "gateway.max_header", SIZE, "16KiB", 1024, 1048576,                      \
+	  "request line and headers limit (431 beyond)")                                               \
+	X(gateway_max_connections, "gateway.max_connections", INT, "20000", 1, 1000000,                \
+	  "open client connections (503 beyond)")                                                      \
+	X(gateway_idle_timeout_ms, "gateway.idle_timeout_ms", MS, "60000", 100, 86400000,              \
+	  "close a keep-alive connection idle this long")                                              \
+	X(gateway_request_timeout_ms, "gateway.request_timeout_ms", MS, "10000", 100, 3600000,         \
+	  "a request must arrive whole within this (slow clients)")                                    \
+	X(gateway_db_pool, "gateway.db_pool", INT, "4", 1, 64, "database connections for API requests") \
+	X(gateway_web_root, "gateway.web_root", STR, JW_WEB_ROOT, 0, 0, "directory of the dashboard files") \
 	X(sse_max_job_events_per_s, "sse.max_job_events_per_s", INT, "1000", 1, 1000000,              \
 	  "per-client job-event budget")                                                               \
+	X(sse_poll_ms, "sse.poll_ms", MS, "50", 5, 10000,                                              \
+	  "how often the gateway reads the change feed")                                               \
+	X(sse_keepalive_ms, "sse.keepalive_ms", MS, "15000", 100, 3600000, "SSE keepalive comment period") \
+	X(sse_ring_events, "sse.ring_events", INT, "65536", 1024, 16777216,                             \
+	  "recent events kept in memory for replay and slow clients")                                  \
 	X(email_mode, "email.mode", ENUM, "mock", 0, 0, "mock|smtp: how the email kind sends")         \
 	X(email_smtp_url, "email.smtp_url", STR, "", 0, 0, "SMTP server, e.g. smtp://127.0.0.1:2525")  \
 	X(email_from, "email.from", STR, "", 0, 0, "default sender address")                           \

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "strbuf.h"
 
 int json_depth(const cJSON *v)
 {
@@ -113,4 +114,21 @@ int json_get_bool(const cJSON *obj, const char *key, bool required, bool *ret, c
 	}
 	*ret = cJSON_IsTrue(v);
 	return 0;
+}
+
+void json_append_string(struct strbuf *b, const char *s)
+{
+	strbuf_append(b, "\"", 1);
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '"' || ch == '\\') {
+			char esc[2] = { '\\', (char)ch };
+			strbuf_append(b, esc, 2);
+		} else if (ch < 0x20 || ch == 0x7f) {
+			strbuf_printf(b, "\\u%04x", ch);
+		} else {
+			strbuf_append(b, s, 1);
+		}
+	}
+	strbuf_append(b, "\"", 1);
 }

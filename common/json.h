@@ -29,4 +29,9 @@ int json_get_int(const cJSON *obj, const char *key, bool required, int64_t min, 
 		 int64_t *ret, char *err, size_t errlen);
 int json_get_bool(const cJSON *obj, const char *key, bool required, bool *ret, char *err, size_t errlen);
 
+struct strbuf;
+/* Appends s as a JSON string literal, quotes included (control characters
+ * escaped as \u00XX; PostgreSQL text is valid UTF-8 already). */
+void json_append_string(struct strbuf *b, const char *s);
+
 #endif

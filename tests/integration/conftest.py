@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """Integration test harness: a real PostgreSQL per test session, a fresh
 migrated database per test, and helpers to run jobwheel's binaries."""
+import json
 import os
 import pwd
 import shutil
@@ -19,6 +20,8 @@ PG_BIN = os.environ.get("JW_PG_BIN", "/usr/lib/postgresql/15/bin")
 WORKER = os.path.join(BUILD, "worker", "jobwheel-worker")
 COORDINATOR = os.path.join(BUILD, "coordinator", "jobwheel-coordinator")
 CLI = os.path.join(BUILD, "cli", "jobwheel")
+GATEWAY = os.path.join(BUILD, "gateway", "jobwheel-gateway")
+WEB_ROOT = os.path.join(ROOT, "gateway", "web")
 
 
 def wait_for(predicate, timeout=10.0, interval=0.02, what="condition"):
@@ -190,6 +193,56 @@ class Coordinator(Proc):
         return one(conn, "SELECT count(*) FROM jobwheel.leader WHERE pid = %s", self.proc.pid) == 1
 
 
+class Gateway(Proc):
+    """A gateway on a free loopback port serving the dashboard from the source tree.
+    gw.url is its base URL; gw.get(path) / gw.post(path, body) return (status, json)."""
+
+    def __init__(self, dsn, tmp_path, *args, port=None, **settings):
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        settings.setdefault("gateway__web_root", WEB_ROOT)
+        super().__init__(GATEWAY, dsn, tmp_path, "--listen", f"127.0.0.1:{self.port}", *args, **settings)
+
+    def wait_registered(self, conn=None, timeout=10):
+        def ready():
+            assert self.proc.poll() is None, f"gateway exited early:\n{self.output()}"
+            try:
+                return self.request("GET", "/readyz")[0] == 200
+            except OSError:
+                return False
+        wait_for(ready, timeout, what="gateway /readyz")
+        return self
+
+    def request(self, method, path, body=None, token=None, headers=None, raw=None):
+        """One request on a new connection; returns (status, parsed JSON or text, headers)."""
+        import http.client
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        h = dict(headers or {})
+        if token:
+            h["Authorization"] = "Bearer " + token
+        data = raw
+        if body is not None:
+            data = json.dumps(body).encode()
+            h.setdefault("Content-Type", "application/json")
+        try:
+            c.request(method, path, body=data, headers=h)
+            r = c.getresponse()
+            text = r.read().decode()
+            ctype = r.getheader("Content-Type") or ""
+            value = json.loads(text) if ctype.startswith("application/json") and text else text
+            return r.status, value, dict(r.getheaders())
+        finally:
+            c.close()
+
+    def get(self, path, **kw):
+        status, value, _ = self.request("GET", path, **kw)
+        return status, value
+
+    def post(self, path, body=None, **kw):
+        status, value, _ = self.request("POST", path, body=body, **kw)
+        return status, value
+
+
 def _processes(cls, dsn, db, tmp_path):
     """A factory of processes of cls that are all killed at the end of the test."""
     started = []
@@ -217,6 +270,12 @@ def workers(dsn, db, tmp_path):
 def coordinators(dsn, db, tmp_path):
     """Starts coordinators: coordinators.start("--timer", "heap", coordinator__cursor_ms=5)."""
     yield from _processes(Coordinator, dsn, db, tmp_path)
+
+
+@pytest.fixture
+def gateways(dsn, db, tmp_path):
+    """Starts gateways: gw = gateways.start(); gw.get("/api/jobs")."""
+    yield from _processes(Gateway, dsn, db, tmp_path)
 
 
 def cli(dsn, *args, input=None, check=True, env=None):

@@ -1,0 +1,585 @@
+/* SPDX-License-Identifier: MIT */
+/* SSE fan-out. Each event is formatted once into a ring; every client keeps
+ * a cursor into it and is written with writev at its own pace, so a slow
+ * client costs a cursor, never a copy or a wait for the others. A client
+ * that falls out of the ring, or past its job-event budget, skips events
+ * and is told how many with a `dropped` notice. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "feed.h"
+#include "json.h"
+#include "log.h"
+#include "sse.h"
+#include "strbuf.h"
+#include "util.h"
+
+#define IOV_MAX_BATCH 64
+#define PENDING_MAX (256 * 1024) /* private bytes of a client (replay, notices) */
+#define STUCK_S 60.0             /* a client that takes no byte this long is closed */
+
+struct ring_ev {
+	uint64_t id;
+	int64_t job_id, workflow_id;
+	uint32_t len;
+	uint8_t type;
+	const char *queue, *kind; /* job events: inside the same allocation */
+	char text[];
+};
+
+struct sse_client {
+	struct sse *s;
+	struct sse_client *prev, *next;
+	int fd;
+	ev_io io;
+	uint64_t next_seq;      /* next ring event to consider */
+	uint32_t partial;       /* bytes of that event sent already */
+	struct strbuf pending;  /* private bytes, sent before ring events */
+	size_t pending_off;
+	uint8_t types;          /* bit per enum feed_type */
+	bool replaying, blocked;
+	char *queue, *kind;
+	int64_t job, workflow_id;
+	double tokens;
+	ev_tstamp refilled_at, progress_at;
+	uint64_t dropped;
+};
+
+struct sse {
+	struct gateway *gw;
+	struct sse_options opt;
+	struct ring_ev **ring;
+	uint64_t cap, head;     /* events ever published; the ring holds [head - count, head) */
+	uint64_t count;
+	uint64_t last_id;
+	struct sse_client *clients;
+	int nclients;
+	uint64_t dropped_total;
+	ev_timer keepalive;
+};
+
+static const char *const type_names[FEED_NTYPES] = { "job", "worker", "dlq", "coordinator", "stats" };
+
+static uint64_t ring_tail(const struct sse *s)
+{
+	return s->head - s->count;
+}
+
+static struct ring_ev *ring_at(const struct sse *s, uint64_t seq)
+{
+	return s->ring[seq % s->cap];
+}
+
+/* ---------------------------------------------------------------- formatting */
+
+static void format_event(struct strbuf *b, const struct feed_event *ev)
+{
+	strbuf_printf(b, "id: %" PRIu64 "\nevent: %s\ndata: ", ev->id, type_names[ev->type]);
+	if (ev->type == FEED_JOB) {
+		const struct feed_job *j = ev->job;
+		strbuf_printf(b, "{\"id\":%" PRId64 ",\"queue\":\"%s\",\"kind\":\"%s\",\"state\":\"%s\","
+			      "\"attempt\":%" PRId64 ",\"priority\":%" PRId64 ",\"at\":\"%s\"",
+			      j->id, j->queue, j->kind, j->state, j->attempt, j->priority, ev->at);
+		if (j->workflow_id)
+			strbuf_printf(b, ",\"workflow_id\":%" PRId64, j->workflow_id);
+		if (j->error) {
+			strbuf_puts(b, ",\"error\":");
+			json_append_string(b, j->error);
+		}
+		strbuf_puts(b, "}");
+	} else {
+		strbuf_puts(b, ev->data);
+	}
+	strbuf_puts(b, "\n\n");
+}
+
+static void ring_push(struct sse *s, uint64_t id, enum feed_type type, const struct feed_job *job,
+		      const struct strbuf *text)
+{
+	size_t qlen = job ? strlen(job->queue) + 1 : 0, klen = job ? strlen(job->kind) + 1 : 0;
+	struct ring_ev *e = malloc(sizeof(*e) + text->len + 1 + qlen + klen);
+
+	if (!e) {
+		log_error("out of memory: an SSE event is lost");
+		return;
+	}
+	e->id = id;
+	e->type = (uint8_t)type;
+	e->len = (uint32_t)text->len;
+	memcpy(e->text, text->s, text->len + 1);
+	e->job_id = job ? job->id : 0;
+	e->workflow_id = job ? job->workflow_id : 0;
+	e->queue = e->kind = NULL;
+	if (job) {
+		char *q = e->text + text->len + 1;
+		memcpy(q, job->queue, qlen);
+		memcpy(q + qlen, job->kind, klen);
+		e->queue = q;
+		e->kind = q + qlen;
+	}
+	if (s->count == s->cap) {
+		free(ring_at(s, ring_tail(s)));
+		s->count--;
+	}
+	s->ring[s->head % s->cap] = e;
+	s->head++;
+	s->count++;
+	s->last_id = id;
+}
+
+void sse_publish(struct sse *s, const struct feed_event *ev)
+{
+	struct strbuf b = { 0 };
+
+	format_event(&b, ev);
+	if (!b.oom)
+		ring_push(s, ev->id, ev->type, ev->type == FEED_JOB ? ev->job : NULL, &b);
+	strbuf_free(&b);
+}
+
+/* ---------------------------------------------------------------- clients */
+
+static bool wanted(const struct sse_client *c, const struct ring_ev *e)
+{
+	if (!(c->types & (1u << e->type)))
+		return false;
+	if (e->type != FEED_JOB)
+		return true;
+	return (!c->queue || !strcmp(c->queue, e->queue)) && (!c->kind || !strcmp(c->kind, e->kind)) &&
+	       (!c->job || c->job == e->job_id) && (!c->workflow_id || c->workflow_id == e->workflow_id);
+}
+
+static void client_close(struct sse_client *c)
+{
+	struct sse *s = c->s;
+
+	feed_replay_forget(s->gw->feed, c);
+	ev_io_stop(s->gw->loop, &c->io);
+	close(c->fd);
+	http_server_stream_closed(s->gw->http);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		s->clients = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	s->nclients--;
+	strbuf_free(&c->pending);
+	free(c->queue);
+	free(c->kind);
+	free(c);
+}
+
+static void client_block(struct sse_client *c)
+{
+	c->blocked = true;
+	ev_io_stop(c->s->gw->loop, &c->io);
+	ev_io_set(&c->io, c->fd, EV_READ | EV_WRITE);
+	ev_io_start(c->s->gw->loop, &c->io);
+}
+
+static void client_unblock(struct sse_client *c)
+{
+	c->blocked = false;
+	ev_io_stop(c->s->gw->loop, &c->io);
+	ev_io_set(&c->io, c->fd, EV_READ);
+	ev_io_start(c->s->gw->loop, &c->io);
+}
+
+/* Sends the private bytes; false when blocked or closed. */
+static bool flush_pending(struct sse_client *c)
+{
+	while (c->pending_off < c->pending.len) {
+		ssize_t n = send(c->fd, c->pending.s + c->pending_off, c->pending.len - c->pending_off,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			client_block(c);
+			return false;
+		}
+		if (n < 0) {
+			client_close(c);
+			return false;
+		}
+		c->pending_off += (size_t)n;
+		c->progress_at = ev_now(c->s->gw->loop);
+	}
+	strbuf_free(&c->pending); /* idle clients keep no buffer */
+	c->pending_off = 0;
+	return true;
+}
+
+/* Whether a job event fits the client's budget (a token bucket). */
+static bool take_token(struct sse_client *c, ev_tstamp now)
+{
+	double rate = c->s->opt.max_job_events_per_s;
+
+	c->tokens += (now - c->refilled_at) * rate;
+	c->refilled_at = now;
+	if (c->tokens > rate)
+		c->tokens = rate;
+	if (c->tokens < 1)
+		return false;
+	c->tokens -= 1;
+	return true;
+}
+
+/* Writes what the client is due, until it is up to date or its socket is
+ * full. */
+static void client_flush(struct sse_client *c)
+{
+	struct sse *s = c->s;
+	ev_tstamp now = ev_now(s->gw->loop);
+
+	if (c->replaying || c->blocked || !flush_pending(c))
+		return;
+	for (;;) {
+		struct iovec iov[IOV_MAX_BATCH];
+		uint64_t seqs[IOV_MAX_BATCH], seq;
+		int niov = 0, njob = 0;
+		ssize_t n;
+
+		if (c->next_seq < ring_tail(s)) { /* fell out of the ring */
+			c->dropped += ring_tail(s) - c->next_seq;
+			c->next_seq = ring_tail(s);
+			c->partial = 0;
+		}
+		for (seq = c->next_seq; seq < s->head && niov < IOV_MAX_BATCH; seq++) {
+			struct ring_ev *e = ring_at(s, seq);
+			uint32_t off = seq == c->next_seq ? c->partial : 0;
+			if (!off && !wanted(c, e))
+				continue;
+			if (!off && e->type == FEED_JOB && !take_token(c, now)) {
+				c->dropped++;
+				continue;
+			}
+			njob += e->type == FEED_JOB;
+			iov[niov].iov_base = e->text + off;
+			iov[niov].iov_len = e->len - off;
+			seqs[niov++] = seq;
+		}
+		if (niov == 0) {
+			c->next_seq = seq;
+			return;
+		}
+		n = writev(c->fd, iov, niov);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			c->tokens += njob; /* not sent: not spent */
+			client_block(c);
+			return;
+		}
+		if (n < 0) {
+			client_close(c);
+			return;
+		}
+		c->progress_at = now;
+		for (int i = 0; i < niov; i++) {
+			if ((size_t)n >= iov[i].iov_len) {
+				n -= (ssize_t)iov[i].iov_len;
+				c->next_seq = seqs[i] + 1;
+				c->partial = 0;
+				continue;
+			}
+			/* Partly sent: resume inside this event; the rest of the
+			 * batch is decided again (and its tokens refunded). */
+			c->partial = (uint32_t)(ring_at(s, seqs[i])->len - iov[i].iov_len + (size_t)n);
+			c->next_seq = seqs[i];
+			for (int j = i + 1; j < niov; j++)
+				c->tokens += ring_at(s, seqs[j])->type == FEED_JOB;
+			client_block(c);
+			return;
+		}
+		c->next_seq = seq;
+	}
+}
+
+static void on_client_io(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct sse_client *c = container_of(w, struct sse_client, io);
+
+	if (revents & EV_READ) {
+		char buf[512];
+		ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+			client_close(c);
+			return;
+		}
+	}
+	if (revents & EV_WRITE) {
+		client_unblock(c);
+		client_flush(c);
+	}
+}
+
+void sse_flush(struct sse *s)
+{
+	struct sse_client *c = s->clients, *next;
+
+	for (; c; c = next) {
+		next = c->next; /* c may close */
+		client_flush(c);
+	}
+}
+
+static void notice_dropped(struct sse *s, struct sse_client *c)
+{
+	if (!c->dropped || c->pending.len > PENDING_MAX)
+		return;
+	strbuf_printf(&c->pending, "id: %" PRIu64 "\nevent: dropped\ndata: {\"dropped\":%" PRIu64 "}\n\n", s->last_id,
+		      c->dropped);
+	s->dropped_total += c->dropped;
+	c->dropped = 0;
+}
+
+void sse_publish_stats(struct sse *s, const char *json)
+{
+	struct strbuf b = { 0 };
+	struct sse_client *c;
+
+	for (c = s->clients; c; c = c->next)
+		if (!c->replaying)
+			notice_dropped(s, c);
+	strbuf_printf(&b, "id: %" PRIu64 "\nevent: stats\ndata: %s\n\n", s->last_id, json);
+	if (!b.oom)
+		ring_push(s, s->last_id, FEED_STATS, NULL, &b);
+	strbuf_free(&b);
+	sse_flush(s);
+}
+
+static void on_keepalive(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct sse *s = container_of(t, struct sse, keepalive);
+	struct sse_client *c = s->clients, *next;
+	ev_tstamp now = ev_now(loop);
+
+	for (; c; c = next) {
+		next = c->next;
+		if (c->blocked && now - c->progress_at > STUCK_S) {
+			log_info("closing an SSE client that read nothing for %.0f s", STUCK_S);
+			client_close(c);
+			continue;
+		}
+		if (!c->pending.len && !c->replaying)
+			strbuf_puts(&c->pending, ": keepalive\n\n");
+		client_flush(c);
+	}
+}
+
+/* ---------------------------------------------------------------- opening */
+
+static void on_replay_event(const struct feed_event *ev, void *arg)
+{
+	struct sse_client *c = arg;
+	struct strbuf b = { 0 };
+	struct ring_ev probe = { .type = (uint8_t)ev->type };
+
+	if (ev->type == FEED_JOB) {
+		probe.job_id = ev->job->id;
+		probe.workflow_id = ev->job->workflow_id;
+		probe.queue = ev->job->queue;
+		probe.kind = ev->job->kind;
+	}
+	if (!wanted(c, &probe))
+		return;
+	format_event(&b, ev);
+	strbuf_append(&c->pending, b.s, b.len);
+	strbuf_free(&b);
+}
+
+static void on_replay_done(void *arg, uint64_t skipped, bool failed)
+{
+	struct sse_client *c = arg;
+
+	c->replaying = false;
+	c->dropped += skipped;
+	if (failed)
+		log_warn("SSE replay failed; the client continues with live events");
+	notice_dropped(c->s, c);
+	client_flush(c);
+}
+
+/* Parses the filters of GET /api/events into c; false when it answered. */
+static bool parse_filters(struct call *call, struct sse_client *c, uint64_t *ret_last_id, bool *ret_has_last)
+{
+	char buf[256], *end;
+	int64_t v;
+	int rc;
+
+	if (!call_check_params(call, "queue,kind,job,workflow_id,types,last_event_id"))
+		return false;
+	if ((rc = call_param_name(call, "queue", buf, sizeof(buf))) < 0)
+		return false;
+	if (rc && !(c->queue = strdup(buf)))
+		goto oom;
+	if ((rc = call_param_name(call, "kind", buf, sizeof(buf))) < 0)
+		return false;
+	if (rc && !(c->kind = strdup(buf)))
+		goto oom;
+	if (call_param_int(call, "job", 1, INT64_MAX, &c->job) < 0 ||
+	    call_param_int(call, "workflow_id", 1, INT64_MAX, &c->workflow_id) < 0)
+		return false;
+	c->types = (1u << FEED_NTYPES) - 1;
+	rc = http_query_param(call->req->query, "types", buf, sizeof(buf));
+	if (rc > 0) {
+		char *save = NULL;
+		c->types = 0;
+		for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+			int i = 0;
+			while (i < FEED_NTYPES && strcmp(t, type_names[i]))
+				i++;
+			if (i == FEED_NTYPES) {
+				call_error(call, 400, "bad_request", "types",
+					   "types: \"%.32s\" is not one of job, worker, dlq, coordinator, stats", t);
+				return false;
+			}
+			c->types |= (uint8_t)(1u << i);
+		}
+	} else if (rc < 0) {
+		call_error(call, 400, "bad_request", "types", "types: too long or badly encoded");
+		return false;
+	}
+	*ret_has_last = false;
+	rc = http_query_param(call->req->query, "last_event_id", buf, sizeof(buf));
+	if (rc > 0 || (rc == 0 && call->req->last_event_id)) {
+		const char *text = rc > 0 ? buf : call->req->last_event_id;
+		errno = 0;
+		v = (int64_t)strtoull(text, &end, 10);
+		if (!*text || *end || errno || text[0] == '-') {
+			call_error(call, 400, "bad_request", "last_event_id",
+				   "Last-Event-ID: \"%.32s\" is not an event id of this stream", text);
+			return false;
+		}
+		*ret_last_id = (uint64_t)v;
+		*ret_has_last = true;
+	}
+	return true;
+oom:
+	call_error(call, 500, "internal", NULL, "out of memory");
+	return false;
+}
+
+/* The ring position of the first event after last_id, or the head. */
+static uint64_t ring_after(const struct sse *s, uint64_t last_id)
+{
+	uint64_t lo = ring_tail(s), hi = s->head;
+
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		if (ring_at(s, mid)->id <= last_id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+void sse_open(struct sse *s, struct call *call)
+{
+	static const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+				   "Cache-Control: no-store\r\nX-Accel-Buffering: no\r\nConnection: close\r\n\r\n"
+				   "retry: 2000\n\n";
+	struct sse_client *c = calloc(1, sizeof(*c));
+	uint64_t last_id = 0;
+	bool has_last = false;
+	int fd;
+
+	if (!c) {
+		call_error(call, 500, "internal", NULL, "out of memory");
+		return;
+	}
+	if (!parse_filters(call, c, &last_id, &has_last)) {
+		free(c->queue);
+		free(c->kind);
+		free(c);
+		return;
+	}
+	fd = http_detach(call->req);
+	call_finish(call);
+	if (fd < 0) {
+		free(c->queue);
+		free(c->kind);
+		free(c);
+		return;
+	}
+	c->s = s;
+	c->fd = fd;
+	c->tokens = s->opt.max_job_events_per_s;
+	c->refilled_at = c->progress_at = ev_now(s->gw->loop);
+	strbuf_append(&c->pending, head, sizeof(head) - 1);
+	c->next_seq = s->head;
+	if (has_last) {
+		if (s->count && ring_at(s, ring_tail(s))->id <= last_id)
+			c->next_seq = ring_after(s, last_id); /* all of it is in memory */
+		else if (feed_replay(s->gw->feed, last_id, s->opt.replay_max, on_replay_event, on_replay_done, c) == 0)
+			c->replaying = true;
+	}
+	c->next = s->clients;
+	if (c->next)
+		c->next->prev = c;
+	s->clients = c;
+	s->nclients++;
+	ev_io_init(&c->io, on_client_io, fd, EV_READ);
+	ev_io_start(s->gw->loop, &c->io);
+	if (!c->replaying)
+		client_flush(c);
+}
+
+/* ---------------------------------------------------------------- lifetime */
+
+struct sse *sse_new(struct gateway *gw, const struct sse_options *opt)
+{
+	struct sse *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->gw = gw;
+	s->opt = *opt;
+	s->cap = (uint64_t)opt->ring_events;
+	s->ring = calloc(s->cap, sizeof(s->ring[0]));
+	if (!s->ring) {
+		free(s);
+		return NULL;
+	}
+	ev_timer_init(&s->keepalive, on_keepalive, opt->keepalive_s, opt->keepalive_s);
+	ev_timer_start(gw->loop, &s->keepalive);
+	return s;
+}
+
+void sse_free(struct sse *s)
+{
+	if (!s)
+		return;
+	ev_timer_stop(s->gw->loop, &s->keepalive);
+	while (s->clients)
+		client_close(s->clients);
+	while (s->count) {
+		free(ring_at(s, ring_tail(s)));
+		s->count--;
+	}
+	free(s->ring);
+	free(s);
+}
+
+int sse_clients(const struct sse *s)
+{
+	return s->nclients;
+}
+
+uint64_t sse_dropped_total(const struct sse *s)
+{
+	return s->dropped_total;
+}
+
+void route_events(struct call *call)
+{
+	sse_open(call->gw->sse, call);
+}
