@@ -280,6 +280,23 @@ static bool route_match(const char *pattern, const char *path, char **ret_seg)
 	return true;
 }
 
+int api_route_find(int method, const char *path, char **ret_seg)
+{
+	bool path_matched = false;
+
+	for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
+		if (!route_match(routes[i].pattern, path, NULL))
+			continue;
+		path_matched = true;
+		if (routes[i].method != method)
+			continue;
+		*ret_seg = NULL;
+		route_match(routes[i].pattern, path, ret_seg);
+		return (int)i;
+	}
+	return path_matched ? -EPERM : -ENOENT;
+}
+
 static enum scope scope_of(const char *s)
 {
 	if (!s)
@@ -349,8 +366,8 @@ static void on_ready(struct call *call, PGresult *res)
 void api_handle(struct http_request *req, void *arg)
 {
 	struct gateway *gw = arg;
-	const struct route *path_match = NULL;
 	struct call *call;
+	int i;
 	char tokbuf[256];
 	const char *token;
 	char *seg = NULL;
@@ -377,16 +394,12 @@ void api_handle(struct http_request *req, void *arg)
 		}
 		return;
 	}
-	for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
+	i = api_route_find(req->method, req->path, &seg);
+	if (i >= 0) {
 		const struct route *r = &routes[i];
-		if (!route_match(r->pattern, req->path, NULL))
-			continue;
-		path_match = r;
-		if (r->method != req->method)
-			continue;
-		route_match(r->pattern, req->path, &seg);
 		call = calloc(1, sizeof(*call));
-		if (!call) {
+		if (!call || (strchr(r->pattern, '{') && !seg)) {
+			free(call);
 			free(seg);
 			http_respond(req, 500, NULL, "", 0, NULL);
 			return;
@@ -408,9 +421,9 @@ void api_handle(struct http_request *req, void *arg)
 		call_sql(call, "SELECT jobwheel.token_scope($1)", 1, (const char *[]){ token }, on_scope);
 		return;
 	}
-	if (path_match)
+	if (i == -EPERM)
 		reply_error(req, 405, "method_not_allowed", NULL, "method not allowed for this route",
-			    path_match->method == HTTP_GET ? "Allow: GET\r\n" : "Allow: POST\r\n");
+			    req->method == HTTP_GET ? "Allow: POST\r\n" : "Allow: GET\r\n");
 	else
 		reply_error(req, 404, "not_found", NULL, "no such route", NULL);
 }

@@ -33,6 +33,11 @@ struct call {
 /* The http_handler_fn of the gateway: static files, health, metrics, API. */
 void api_handle(struct http_request *req, void *gateway);
 
+/* The route of method and path: its index (and the {…} segment in
+ * *ret_seg, malloc'd, or NULL), -EPERM when only the method differs (405),
+ * -ENOENT when there is none (404). */
+int api_route_find(int method, const char *path, char **ret_seg);
+
 /* Frees a call whose request was handed over (http_detach). */
 void call_finish(struct call *call);
 

@@ -12,9 +12,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <http_parser.h>
 
 #include "http.h"
+#include "request.h"
 #include "log.h"
 #include "strbuf.h"
 #include "util.h"
@@ -30,32 +30,20 @@ struct http_server {
 	bool stopping;
 };
 
-enum hdr { HDR_OTHER, HDR_AUTHORIZATION, HDR_CONTENT_TYPE, HDR_LAST_EVENT_ID, HDR_EXPECT };
-
 struct http_conn {
 	struct http_server *srv;
 	int fd;
 	ev_io io;
 	ev_timer timer;
-	http_parser parser;
 	char *in;            /* received bytes not parsed yet start at in + in_off */
 	size_t in_len, in_cap, in_off;
 	struct strbuf out;   /* response bytes not written yet start at out.s + out_off */
 	size_t out_off;
-	/* the request being read */
-	struct strbuf url, field, value, body;
-	struct strbuf authorization, content_type, last_event_id;
-	enum hdr hdr;
-	bool value_seen, expect_continue;
-	size_t header_bytes;
-	int error_status;    /* a limit was hit: answer this and close */
-	bool started;        /* the first byte of a request has arrived */
-	bool complete;       /* the request is whole and handed to the handler */
+	struct request_parser rp; /* the request being read */
 	bool busy;           /* the handler has not answered yet */
 	bool close_after;    /* no keep-alive: close once the response is out */
 	bool gone;           /* the client went away while busy */
-	struct http_request req;
-	char *path;
+	bool timing;         /* the request timer runs (a request has begun) */
 };
 
 static void conn_close(struct http_conn *c);
@@ -83,19 +71,8 @@ static void conn_watch(struct http_conn *c, int events)
 
 static void request_reset(struct http_conn *c)
 {
-	strbuf_reset(&c->url);
-	strbuf_reset(&c->field);
-	strbuf_reset(&c->value);
-	strbuf_reset(&c->body);
-	strbuf_reset(&c->authorization);
-	strbuf_reset(&c->content_type);
-	strbuf_reset(&c->last_event_id);
-	free(c->path);
-	c->path = NULL;
-	c->hdr = HDR_OTHER;
-	c->value_seen = c->expect_continue = false;
-	c->header_bytes = 0;
-	c->started = c->complete = false;
+	request_parser_next(&c->rp);
+	c->timing = false;
 }
 
 /* ---------------------------------------------------------------- output */
@@ -184,7 +161,7 @@ static void conn_fail(struct http_conn *c, int status, const char *code, const c
 void http_respond(struct http_request *req, int status, const char *content_type, const char *body,
 		  size_t len, const char *extra_headers)
 {
-	struct http_conn *c = container_of(req, struct http_conn, req);
+	struct http_conn *c = container_of(req, struct http_conn, rp.req);
 
 	c->busy = false;
 	if (c->gone) {
@@ -203,7 +180,7 @@ void http_respond(struct http_request *req, int status, const char *content_type
 
 int http_detach(struct http_request *req)
 {
-	struct http_conn *c = container_of(req, struct http_conn, req);
+	struct http_conn *c = container_of(req, struct http_conn, rp.req);
 	int fd = c->fd;
 
 	c->busy = false;
@@ -222,283 +199,42 @@ void http_server_stream_closed(struct http_server *s)
 	s->nopen--;
 }
 
-/* ---------------------------------------------------------------- parsing */
-
-static struct http_conn *conn_of(http_parser *p)
-{
-	return p->data;
-}
-
-static int header_budget(struct http_conn *c, size_t n)
-{
-	c->header_bytes += n;
-	if (c->header_bytes > c->srv->limits.max_header) {
-		c->error_status = 431;
-		return -1;
-	}
-	return 0;
-}
-
-static int on_message_begin(http_parser *p)
-{
-	struct http_conn *c = conn_of(p);
-
-	if (!c->started) {
-		c->started = true;
-		conn_arm_timer(c, c->srv->limits.request_timeout);
-	}
-	return 0;
-}
-
-static int on_url(http_parser *p, const char *at, size_t n)
-{
-	struct http_conn *c = conn_of(p);
-
-	if (header_budget(c, n) < 0)
-		return -1;
-	strbuf_append(&c->url, at, n);
-	return 0;
-}
-
-static struct strbuf *wanted_header(struct http_conn *c)
-{
-	switch (c->hdr) {
-	case HDR_AUTHORIZATION: return &c->authorization;
-	case HDR_CONTENT_TYPE: return &c->content_type;
-	case HDR_LAST_EVENT_ID: return &c->last_event_id;
-	default: return NULL;
-	}
-}
-
-static void header_done(struct http_conn *c)
-{
-	const char *f = strbuf_str(&c->field);
-
-	if (!strcasecmp(f, "authorization"))
-		c->hdr = HDR_AUTHORIZATION;
-	else if (!strcasecmp(f, "content-type"))
-		c->hdr = HDR_CONTENT_TYPE;
-	else if (!strcasecmp(f, "last-event-id"))
-		c->hdr = HDR_LAST_EVENT_ID;
-	else if (!strcasecmp(f, "expect"))
-		c->hdr = HDR_EXPECT;
-	else
-		c->hdr = HDR_OTHER;
-	if (c->hdr == HDR_EXPECT)
-		c->expect_continue = !strcasecmp(strbuf_str(&c->value), "100-continue");
-	else if (wanted_header(c)) {
-		struct strbuf *b = wanted_header(c);
-		strbuf_reset(b);
-		strbuf_append(b, c->value.s ? c->value.s : "", c->value.len);
-	}
-	strbuf_reset(&c->field);
-	strbuf_reset(&c->value);
-	c->value_seen = false;
-}
-
-static int on_header_field(http_parser *p, const char *at, size_t n)
-{
-	struct http_conn *c = conn_of(p);
-
-	if (header_budget(c, n) < 0)
-		return -1;
-	if (c->value_seen)
-		header_done(c);
-	strbuf_append(&c->field, at, n);
-	return 0;
-}
-
-static int on_header_value(http_parser *p, const char *at, size_t n)
-{
-	struct http_conn *c = conn_of(p);
-
-	if (header_budget(c, n) < 0)
-		return -1;
-	c->value_seen = true;
-	strbuf_append(&c->value, at, n);
-	return 0;
-}
-
-static int on_headers_complete(http_parser *p)
-{
-	struct http_conn *c = conn_of(p);
-
-	if (c->value_seen)
-		header_done(c);
-	if (p->content_length != ULLONG_MAX && p->content_length > c->srv->limits.max_body) {
-		c->error_status = 413;
-		return -1;
-	}
-	if (c->expect_continue)
-		strbuf_puts(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
-	return 0;
-}
-
-static int on_body(http_parser *p, const char *at, size_t n)
-{
-	struct http_conn *c = conn_of(p);
-
-	if (c->body.len + n > c->srv->limits.max_body) {
-		c->error_status = 413;
-		return -1;
-	}
-	strbuf_append(&c->body, at, n);
-	return 0;
-}
-
-static int on_message_complete(http_parser *p)
-{
-	struct http_conn *c = conn_of(p);
-
-	c->complete = true;
-	http_parser_pause(p, 1); /* one request at a time */
-	return 0;
-}
-
-static const http_parser_settings parser_settings = {
-	.on_message_begin = on_message_begin,
-	.on_url = on_url,
-	.on_header_field = on_header_field,
-	.on_header_value = on_header_value,
-	.on_headers_complete = on_headers_complete,
-	.on_body = on_body,
-	.on_message_complete = on_message_complete,
-};
-
-static int hexval(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
-/* Percent-decodes n bytes of s into out (at least n + 1 bytes); '+' is a
- * space when plus_space. Returns the length, or -EINVAL for a bad escape
- * or an encoded NUL. */
-static int percent_decode(const char *s, size_t n, char *out, bool plus_space)
-{
-	size_t i, o = 0;
-
-	for (i = 0; i < n; i++) {
-		if (s[i] == '%') {
-			int hi, lo;
-			if (i + 2 >= n)
-				return -EINVAL;
-			hi = hexval(s[i + 1]);
-			lo = hexval(s[i + 2]);
-			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-				return -EINVAL;
-			out[o++] = (char)(hi * 16 + lo);
-			i += 2;
-		} else if (s[i] == '+' && plus_space) {
-			out[o++] = ' ';
-		} else {
-			out[o++] = s[i];
-		}
-	}
-	out[o] = '\0';
-	return (int)o;
-}
-
-int http_query_param(const char *query, const char *name, char *buf, size_t buflen)
-{
-	size_t nlen = strlen(name);
-	const char *p = query;
-
-	while (p && *p) {
-		const char *end = strchr(p, '&');
-		size_t len = end ? (size_t)(end - p) : strlen(p);
-		if (len > nlen && !strncmp(p, name, nlen) && p[nlen] == '=') {
-			size_t vlen = len - nlen - 1;
-			if (vlen + 1 > buflen)
-				return -E2BIG;
-			return percent_decode(p + nlen + 1, vlen, buf, true) < 0 ? -EINVAL : 1;
-		}
-		if (len == nlen && !strncmp(p, name, nlen)) {
-			if (buflen < 1)
-				return -E2BIG;
-			buf[0] = '\0';
-			return 1;
-		}
-		p = end ? end + 1 : NULL;
-	}
-	return 0;
-}
-
-/* Splits the URL into the decoded path and the raw query. */
-static int request_prepare(struct http_conn *c)
-{
-	const char *url = strbuf_str(&c->url);
-	const char *q = strchr(url, '?');
-	size_t plen = q ? (size_t)(q - url) : strlen(url);
-
-	if (plen == 0 || url[0] != '/')
-		return -EINVAL;
-	c->path = malloc(plen + 1);
-	if (!c->path)
-		return -ENOMEM;
-	if (percent_decode(url, plen, c->path, false) < 0)
-		return -EINVAL;
-	c->req = (struct http_request){
-		.method = (int)c->parser.method,
-		.path = c->path,
-		.query = q ? q + 1 : "",
-		.authorization = c->authorization.len ? c->authorization.s : NULL,
-		.content_type = c->content_type.len ? c->content_type.s : NULL,
-		.last_event_id = c->last_event_id.len ? c->last_event_id.s : NULL,
-		.body = strbuf_str(&c->body),
-		.body_len = c->body.len,
-		.server = c->srv,
-	};
-	return 0;
-}
-
 /* Parses what is buffered and hands over the next complete request. */
 static void conn_process(struct http_conn *c)
 {
-	while (!c->busy && c->in_off < c->in_len) {
-		size_t n;
-		enum http_errno err;
+	struct request_parser *rp = &c->rp;
 
-		http_parser_pause(&c->parser, 0);
-		n = http_parser_execute(&c->parser, &parser_settings, c->in + c->in_off, c->in_len - c->in_off);
-		c->in_off += n;
-		err = HTTP_PARSER_ERRNO(&c->parser);
-		if (c->error_status == 431) {
-			conn_fail(c, 431, "too_large", "request line and headers exceed gateway.max_header");
+	while (!c->busy && c->in_off < c->in_len) {
+		c->in_off += request_parser_feed(rp, c->in + c->in_off, c->in_len - c->in_off);
+		if (rp->error_status) {
+			conn_fail(c, rp->error_status, rp->error_status == 400 ? "bad_request" : "too_large",
+				  rp->error);
 			return;
 		}
-		if (c->error_status == 413) {
-			conn_fail(c, 413, "too_large", "request body exceeds gateway.max_body");
-			return;
+		if (rp->started && !c->timing) {
+			c->timing = true;
+			conn_arm_timer(c, c->srv->limits.request_timeout);
 		}
-		if (err != HPE_OK && err != HPE_PAUSED) {
-			conn_fail(c, 400, "bad_request", "malformed HTTP request");
-			return;
+		if (rp->expect_continue && !rp->complete) {
+			rp->expect_continue = false;
+			strbuf_puts(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+			if (!conn_flush(c))
+				return;
 		}
-		if (c->out.len && !conn_flush(c)) /* 100 Continue */
-			return;
-		if (!c->complete)
+		if (!rp->complete)
 			break;
-		c->close_after = !http_should_keep_alive(&c->parser) || c->srv->stopping;
-		if (request_prepare(c) < 0) {
-			conn_fail(c, 400, "bad_request", "malformed request target");
-			return;
-		}
+		c->close_after = !request_keep_alive(rp) || c->srv->stopping;
+		rp->req.server = c->srv;
 		c->busy = true;
 		conn_arm_timer(c, 0);
-		c->srv->handler(&c->req, c->srv->arg); /* may answer at once, recursing here */
+		c->srv->handler(&rp->req, c->srv->arg); /* may answer at once, recursing here */
 		return;
 	}
 	if (c->in_off == c->in_len)
 		c->in_off = c->in_len = 0;
 	if (!c->busy && c->fd >= 0) {
 		conn_watch(c, EV_READ);
-		if (!c->started)
+		if (!rp->started)
 			conn_arm_timer(c, c->srv->limits.idle_timeout);
 	}
 }
@@ -566,7 +302,7 @@ static void on_conn_timer(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct http_conn *c = container_of(t, struct http_conn, timer);
 
-	if (c->started && !c->busy && c->out.len == 0)
+	if (c->rp.started && !c->busy && c->out.len == 0)
 		conn_fail(c, 408, "timeout", "request not received in time");
 	else
 		conn_close(c);
@@ -585,14 +321,7 @@ static void conn_close(struct http_conn *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	c->srv->nopen--;
-	request_reset(c);
-	strbuf_free(&c->url);
-	strbuf_free(&c->field);
-	strbuf_free(&c->value);
-	strbuf_free(&c->body);
-	strbuf_free(&c->authorization);
-	strbuf_free(&c->content_type);
-	strbuf_free(&c->last_event_id);
+	request_parser_free(&c->rp);
 	strbuf_free(&c->out);
 	free(c->in);
 	free(c);
@@ -635,8 +364,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 		c->srv = s;
 		c->fd = fd;
 		s->nopen++;
-		http_parser_init(&c->parser, HTTP_REQUEST);
-		c->parser.data = c;
+		request_parser_init(&c->rp, s->limits.max_header, s->limits.max_body);
 		ev_io_init(&c->io, on_conn_io, fd, EV_READ);
 		ev_init(&c->timer, on_conn_timer);
 		ev_io_start(loop, &c->io);

@@ -3,10 +3,15 @@
 # jobwheel needs to build, test and run, when some are missing.
 JW_PACKAGES=(
 	meson ninja-build gcc pkg-config
-	libpq-dev libcurl4-openssl-dev libcjson-dev libev-dev libsystemd-dev libcmocka-dev
+	libpq-dev libcurl4-openssl-dev libcjson-dev libev-dev libsystemd-dev libcmocka-dev libhttp-parser-dev
 	postgresql-15 postgresql-client-15
 	python3 python3-pytest python3-psycopg
 )
+# The dashboard test drives Debian's chromium with playwright-core from npm.
+# Node may come from elsewhere (nodesource ships npm inside nodejs): only
+# ask Debian for it when there is none.
+JW_BROWSER_PACKAGES=(chromium)
+command -v npm >/dev/null 2>&1 || JW_BROWSER_PACKAGES+=(nodejs npm)
 
 jw_install_deps() {
 	local missing=() p
