@@ -43,6 +43,7 @@ struct feed {
 	char cursor_xid[24]; /* last row seen: (xid, id) */
 	int64_t cursor_id;
 	uint64_t cur_xid, k; /* transaction of the last row and its next event index */
+	uint64_t live_from;  /* SSE id of the start position */
 	struct replay *replays;
 };
 
@@ -155,7 +156,7 @@ static void on_rows(struct pgconn *c, PGresult *res, void *arg)
 		snprintf(f->cursor_xid, sizeof(f->cursor_xid), "%s", PQgetvalue(res, i, 0));
 		f->cursor_id = strtoll(PQgetvalue(res, i, 1), NULL, 10);
 	}
-	if (rows > 0 && f->on_batch)
+	if (f->on_batch)
 		f->on_batch(f->arg);
 	if (rows == FEED_ROWS || f->again) {
 		f->again = false;
@@ -191,8 +192,11 @@ static void on_head(struct pgconn *c, PGresult *res, void *arg)
 	}
 	snprintf(f->cursor_xid, sizeof(f->cursor_xid), "%s", PQgetvalue(res, 0, 0));
 	f->cursor_id = 0;
+	f->live_from = event_id(strtoull(f->cursor_xid, NULL, 10), 0);
 	f->have_head = true;
 	log_info("following the change feed from transaction %s", f->cursor_xid);
+	if (f->on_batch)
+		f->on_batch(f->arg); /* replays that waited for the start position */
 	feed_read(f);
 }
 
@@ -262,6 +266,11 @@ void feed_start(struct feed *f)
 int feed_query(struct feed *f, const char *sql, pgconn_result_fn cb, void *arg)
 {
 	return pgconn_query(f->db, sql, 0, NULL, cb, arg);
+}
+
+uint64_t feed_live_from(const struct feed *f)
+{
+	return f->have_head ? f->live_from : 0;
 }
 
 bool feed_live(const struct feed *f)

@@ -36,7 +36,8 @@ struct feed_event {
 
 /* Called for every event; pointers are valid during the call only. */
 typedef void (*feed_event_fn)(const struct feed_event *ev, void *arg);
-/* Called after each batch of events (a good moment to flush clients). */
+/* Called after each read of the feed, with or without events (a good
+ * moment to flush clients). */
 typedef void (*feed_batch_fn)(void *arg);
 
 struct feed;
@@ -53,6 +54,10 @@ void feed_free(struct feed *f);
  * snapshot sees every row the feed handed over before, which is what makes
  * counts taken there consistent with the events that follow. */
 int feed_query(struct feed *f, const char *sql, pgconn_result_fn cb, void *arg);
+
+/* The SSE id below which events are not relayed live (they committed
+ * before the gateway started following the feed), or 0 while unknown. */
+uint64_t feed_live_from(const struct feed *f);
 
 /* Whether the feed has its start position (events flow). */
 bool feed_live(const struct feed *f);

@@ -44,6 +44,8 @@ struct sse_client {
 	size_t pending_off;
 	uint8_t types;          /* bit per enum feed_type */
 	bool replaying, blocked;
+	bool replay_wanted;     /* Last-Event-ID older than the ring: replay when the feed is up */
+	uint64_t replay_after;
 	char *queue, *kind;
 	int64_t job, workflow_id;
 	double tokens;
@@ -58,8 +60,11 @@ struct sse {
 	uint64_t cap, head;     /* events ever published; the ring holds [head - count, head) */
 	uint64_t count;
 	uint64_t last_id;
+	uint64_t evicted_id;    /* newest database event no longer in the ring */
 	struct sse_client *clients;
 	int nclients;
+	int replays_waiting;    /* clients with replay_wanted */
+	uint64_t flushed_head;  /* head at the last sse_flush() */
 	uint64_t dropped_total;
 	ev_timer keepalive;
 };
@@ -124,7 +129,10 @@ static void ring_push(struct sse *s, uint64_t id, enum feed_type type, const str
 		e->kind = q + qlen;
 	}
 	if (s->count == s->cap) {
-		free(ring_at(s, ring_tail(s)));
+		struct ring_ev *old = ring_at(s, ring_tail(s));
+		if (old->type != FEED_STATS && old->id > s->evicted_id)
+			s->evicted_id = old->id;
+		free(old);
 		s->count--;
 	}
 	s->ring[s->head % s->cap] = e;
@@ -160,6 +168,8 @@ static void client_close(struct sse_client *c)
 	struct sse *s = c->s;
 
 	feed_replay_forget(s->gw->feed, c);
+	if (c->replay_wanted)
+		s->replays_waiting--;
 	ev_io_stop(s->gw->loop, &c->io);
 	close(c->fd);
 	http_server_stream_closed(s->gw->http);
@@ -320,12 +330,19 @@ static void on_client_io(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
+static void start_replay(struct sse_client *c);
+
 void sse_flush(struct sse *s)
 {
 	struct sse_client *c = s->clients, *next;
 
+	if (s->flushed_head == s->head && !s->replays_waiting)
+		return; /* nothing new (clients behind are woken by their sockets) */
+	s->flushed_head = s->head;
 	for (; c; c = next) {
 		next = c->next; /* c may close */
+		if (c->replay_wanted)
+			start_replay(c);
 		client_flush(c);
 	}
 }
@@ -407,6 +424,27 @@ static void on_replay_done(void *arg, uint64_t skipped, bool failed)
 	client_flush(c);
 }
 
+/* Replays from the database what came after replay_after and is no longer
+ * in the ring; the client then reads the ring from the events that come
+ * after the replay's end (the live cursor now). Until the feed is up, the
+ * client waits (sse_flush() tries again after each batch). */
+static void start_replay(struct sse_client *c)
+{
+	struct sse *s = c->s;
+
+	c->replaying = true;
+	if (feed_replay(s->gw->feed, c->replay_after, s->opt.replay_max, on_replay_event, on_replay_done, c) < 0) {
+		if (!c->replay_wanted)
+			s->replays_waiting++;
+		c->replay_wanted = true;
+		return;
+	}
+	if (c->replay_wanted)
+		s->replays_waiting--;
+	c->replay_wanted = false;
+	c->next_seq = s->head;
+}
+
 /* Parses the filters of GET /api/events into c; false when it answered. */
 static bool parse_filters(struct call *call, struct sse_client *c, uint64_t *ret_last_id, bool *ret_has_last)
 {
@@ -467,6 +505,15 @@ oom:
 	return false;
 }
 
+/* Whether every event after last_id is in the ring (or still to come): the
+ * gateway followed the feed from before it, and none after it was evicted. */
+static bool in_ring(const struct sse *s, uint64_t last_id)
+{
+	uint64_t from = feed_live_from(s->gw->feed);
+
+	return from && last_id + 1 >= from && last_id >= s->evicted_id;
+}
+
 /* The ring position of the first event after last_id, or the head. */
 static uint64_t ring_after(const struct sse *s, uint64_t last_id)
 {
@@ -516,11 +563,11 @@ void sse_open(struct sse *s, struct call *call)
 	c->refilled_at = c->progress_at = ev_now(s->gw->loop);
 	strbuf_append(&c->pending, head, sizeof(head) - 1);
 	c->next_seq = s->head;
-	if (has_last) {
-		if (s->count && ring_at(s, ring_tail(s))->id <= last_id)
-			c->next_seq = ring_after(s, last_id); /* all of it is in memory */
-		else if (feed_replay(s->gw->feed, last_id, s->opt.replay_max, on_replay_event, on_replay_done, c) == 0)
-			c->replaying = true;
+	if (has_last && in_ring(s, last_id)) {
+		c->next_seq = ring_after(s, last_id);
+	} else if (has_last) {
+		c->replaying = true;
+		c->replay_after = last_id;
 	}
 	c->next = s->clients;
 	if (c->next)
@@ -529,8 +576,9 @@ void sse_open(struct sse *s, struct call *call)
 	s->nclients++;
 	ev_io_init(&c->io, on_client_io, fd, EV_READ);
 	ev_io_start(s->gw->loop, &c->io);
-	if (!c->replaying)
-		client_flush(c);
+	if (c->replaying)
+		start_replay(c);
+	client_flush(c);
 }
 
 /* ---------------------------------------------------------------- lifetime */

@@ -111,6 +111,7 @@
 	}
 
 	function report(what, err) {
+		if (!(err instanceof ApiError)) console.error(err); // a bug of this page, not an answer of the gateway
 		if (err && err.status === 401) return; // onUnauthorized already said so
 		say(`${what}: ${err && err.message ? err.message : err}`, 'error');
 	}
@@ -618,9 +619,15 @@
 		const f = jobsView.filters;
 		row.classList.toggle('stale', !!f.state && f.state !== j.state);
 		row.title = row.classList.contains('stale') ? 'No longer matches the state filter' : '';
-		row.classList.remove('flash');
-		void row.offsetWidth; // restart the highlight
-		row.classList.add('flash');
+		flash(row);
+	}
+
+	const reducedMotion = window.matchMedia('(prefers-reduced-motion: reduce)');
+	// A short highlight of a row that changed (no forced layout: cheap at many events per second).
+	function flash(row) {
+		if (reducedMotion.matches || typeof row.animate !== 'function') return;
+		row.animate([{ backgroundColor: 'rgba(70, 120, 230, 0.25)' }, { backgroundColor: 'rgba(70, 120, 230, 0)' }],
+			{ duration: 1200, easing: 'ease-out' });
 	}
 
 	function matchesJobFilters(ev) {
@@ -654,12 +661,12 @@
 		}, ev);
 		v.rows.set(j.id, j);
 		const row = jobRow(j);
-		row.classList.add('flash');
 		let before = null;
 		for (const r of tbody.rows) {
 			if (Number(r.dataset.jobId) < j.id) { before = r; break; }
 		}
 		tbody.insertBefore(row, before);
+		flash(row);
 		// Keep the live page bounded; what falls off is on the next page.
 		while (tbody.rows.length > Math.max(v.limit, MAX_LIVE_ROWS)) {
 			const last = tbody.rows[tbody.rows.length - 1];
@@ -927,8 +934,8 @@
 		if (v.queue && v.queue !== j.queue) return;
 		v.rows.set(j.id, j);
 		const row = dlqRow(j);
-		row.classList.add('flash');
 		document.querySelector('#dlq-table tbody').prepend(row);
+		flash(row);
 		updateDlqPager();
 	}
 
@@ -1249,7 +1256,7 @@
 		for (const j of jobs) {
 			for (const p of parents(j)) {
 				edges.append(s('path', { class: 'edge', 'data-from': p, 'data-to': j.id, 'marker-end': 'url(#arrow)',
-					d: edgePath(p, j) }));
+					d: edgePath(p, j.id) }));
 			}
 		}
 		const order = layers.flat();
@@ -1499,6 +1506,10 @@
 		setupToken();
 		$('enqueue-form').addEventListener('submit', submitEnqueue);
 		$('workflow-form').addEventListener('submit', submitWorkflow);
+		// Editing a field marked invalid takes the mark away.
+		for (const f of ['enqueue-form', 'workflow-form', 'job-filters']) {
+			$(f).addEventListener('input', (e) => e.target.removeAttribute('aria-invalid'));
+		}
 		renderQueues();
 		selectTab(location.hash.slice(1) || 'overview');
 		connect();
