@@ -16,7 +16,15 @@ static void on_disconnected(struct pgconn *c, const char *why, void *arg)
 	log_warn("database connection lost: %s", why);
 }
 
-static const struct pgconn_callbacks pool_callbacks = { .disconnected = on_disconnected };
+/* Timestamps in answers are RFC 3339 in UTC (json_build_object prints them
+ * in the session's time zone). */
+static void on_connected(struct pgconn *c, void *arg)
+{
+	pgconn_query(c, "SET TimeZone = 'UTC'", 0, NULL, NULL, NULL);
+}
+
+static const struct pgconn_callbacks pool_callbacks = { .connected = on_connected,
+							 .disconnected = on_disconnected };
 
 struct db_pool *db_pool_new(struct ev_loop *loop, const char *conninfo, int n)
 {

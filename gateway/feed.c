@@ -96,9 +96,16 @@ int feed_decode_row(const char *xid_text, const char *at, const char *type_text,
 	if (type == FEED_NTYPES)
 		return 0;
 	if (type != FEED_JOB) {
+		/* Re-printed compact, as job events are (jsonb's text has spaces). */
+		cJSON *obj = cJSON_Parse(data);
+		char *compact = obj ? cJSON_PrintUnformatted(obj) : NULL;
+		cJSON_Delete(obj);
+		if (!compact)
+			return -EINVAL;
 		ev.id = event_id(ev.xid, (*k)++);
-		ev.data = data;
+		ev.data = compact;
 		on_event(&ev, arg);
+		free(compact);
 		return 1;
 	}
 	arr = cJSON_Parse(data);

@@ -201,7 +201,6 @@
 		if (name === 'overview') renderChart();
 		if (name === 'workers' && sse.live) loadWorkers().catch((e) => report('Workers', e));
 		if (name === 'workflows' && wfView.stale && sse.live) loadWorkflows().catch((e) => report('Workflows', e));
-		if (name === 'workflows' && wfView.current) drawGraph();
 	}
 
 	function setupTabs() {
@@ -290,8 +289,13 @@
 	}
 
 	let refreshing = null;
+	let refreshAgain = false;
 	function refreshAll() {
-		if (refreshing) return refreshing;
+		if (refreshing) {
+			// A reconnect while fetching: what is in flight may predate it, so fetch once more after.
+			refreshAgain = true;
+			return refreshing;
+		}
 		const tasks = [
 			['Queues', loadQueues()],
 			['Jobs', loadJobs()],
@@ -305,6 +309,10 @@
 			refreshing = null;
 			const failed = results.findIndex((r) => r.status === 'rejected');
 			if (failed >= 0) report(tasks[failed][0], results[failed].reason);
+			if (refreshAgain) {
+				refreshAgain = false;
+				if (sse.live) refreshAll();
+			}
 		});
 		return refreshing;
 	}
@@ -358,31 +366,40 @@
 				counts: q.counts || {},
 				rate: q.throughput_per_s,
 				oldest: q.oldest_ready_age_ms,
+				oldestAt: performance.now(), // the age goes on growing from here
 			});
 		}
 		for (const name of [...queues.keys()]) if (!seen.has(name)) queues.delete(name);
 		renderQueues();
 		markLoaded('queue-table');
 	}
-	const loadQueuesSoon = debounce(() => { if (sse.live) loadQueues().catch((e) => report('Queues', e)); }, 500);
+	// When the ready jobs change, their oldest may have gone: ask again, at most every 3 s.
+	let queuesAskedAt = 0;
+	function loadQueuesThrottled() {
+		const now = performance.now();
+		if (now - queuesAskedAt < 3000) return;
+		queuesAskedAt = now;
+		if (sse.live) loadQueues().catch((e) => report('Queues', e));
+	}
 
 	function onStats(d) {
 		let total = 0;
-		let unknown = false;
+		let ask = false; // whether /api/queues knows something the stats do not (paused, oldest ready)
 		for (const q of d.queues || []) {
 			let entry = queues.get(q.name);
 			if (!entry) {
 				entry = { name: q.name, paused: null, counts: {}, rate: null, oldest: null };
 				queues.set(q.name, entry);
-				unknown = true;
 			}
+			const before = Number(entry.counts.ready) || 0;
 			entry.counts = q.counts || {};
 			entry.rate = q.completions_per_s;
-			const c = entry.counts;
-			if (!c.ready) entry.oldest = null;
+			const ready = Number(entry.counts.ready) || 0;
+			if (!ready) entry.oldest = null;
+			if (entry.paused === null || (ready && (ready !== before || entry.oldest === null))) ask = true;
 			total += Number(q.completions_per_s) || 0;
 		}
-		if (unknown) loadQueuesSoon();
+		if (ask) loadQueuesThrottled();
 		pushSample(Date.now(), total);
 		renderQueues();
 		renderChart();
@@ -448,7 +465,8 @@
 			if (cell.textContent !== v) cell.textContent = v;
 		}
 		row.querySelector('[data-rate]').textContent = fmtRate(q.rate);
-		row.querySelector('[data-oldest]').textContent = q.oldest === null || q.oldest === undefined ? '–' : fmtAge(q.oldest);
+		row.querySelector('[data-oldest]').textContent = q.oldest === null || q.oldest === undefined
+			? '–' : fmtAge(q.oldest + (performance.now() - (q.oldestAt || performance.now())));
 		row.dataset.paused = q.paused === null ? 'unknown' : String(q.paused);
 		row.querySelector('.paused-badge').hidden = !q.paused;
 		const btn = row.querySelector('[data-action=toggle-pause]');
@@ -485,10 +503,7 @@
 			if (btn.dataset.action === 'toggle-pause') togglePause(name, row);
 			if (btn.dataset.action === 'filter-queue') showJobs({ queue: name });
 		});
-		window.addEventListener('resize', debounce(() => {
-			renderChart();
-			if (currentTab === 'workflows' && wfView.current) drawGraph();
-		}, 150));
+		window.addEventListener('resize', debounce(renderChart, 150));
 	}
 
 	function renderChart() {
@@ -1272,7 +1287,12 @@
 			s('text', { x: 10, y: 36, class: 'node-state' }, j.state));
 			nodes.append(g);
 		}
+		const focused = svg.contains(document.activeElement) ? document.activeElement.dataset.nodeId : null;
 		svg.replaceChildren(defs, edges, nodes);
+		if (focused) {
+			const again = svg.querySelector(`[data-node-id="${focused}"]`);
+			if (again) again.focus();
+		}
 		svg.setAttribute('viewBox', `${minX} 0 ${maxX - minX} ${H}`);
 		svg.setAttribute('width', maxX - minX);
 		svg.setAttribute('height', H);
