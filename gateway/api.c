@@ -11,6 +11,7 @@
 
 #include "api.h"
 #include "db.h"
+#include "feed.h"
 #include "json.h"
 #include "log.h"
 #include "metrics.h"
@@ -118,6 +119,33 @@ static const char *sql_message(const PGresult *res)
 	return m;
 }
 
+/* A 400 for a bad value the database found. enqueue_batch() says which
+ * element: "jobs[3]: jobwheel: depends_on: ..." -> field "jobs[3].depends_on". */
+static void sql_field_error(struct call *call, const PGresult *res)
+{
+	const char *column = PQresultErrorField(res, PG_DIAG_COLUMN_NAME), *m = sql_message(res);
+	char field[96];
+	int element, n = 0;
+
+	if (sscanf(m, "jobs[%d]: %n", &element, &n) == 1 && n > 0) {
+		m += n;
+		if (!strncmp(m, "jobwheel: ", 10))
+			m += 10;
+		if (call->handler == route_enqueue) { /* one job, sent as a batch of one */
+			call_error(call, 400, "bad_request", column, "%s", m);
+			return;
+		}
+		if (column)
+			snprintf(field, sizeof(field), "jobs[%d].%s", element, column);
+		else
+			snprintf(field, sizeof(field), "jobs[%d]", element);
+		call_error(call, 400, "bad_request", field, "%s: %s", field, column && !strncmp(m, column, strlen(column)) &&
+			   m[strlen(column)] == ':' ? m + strlen(column) + 2 : m);
+		return;
+	}
+	call_error(call, 400, "bad_request", column, "%s", m);
+}
+
 static void on_call_result(struct pgconn *conn, PGresult *res, void *arg)
 {
 	struct call *call = arg;
@@ -133,8 +161,7 @@ static void on_call_result(struct pgconn *conn, PGresult *res, void *arg)
 	}
 	state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 	if (state && !strncmp(state, "22", 2))
-		call_error(call, 400, "bad_request", PQresultErrorField(res, PG_DIAG_COLUMN_NAME), "%s",
-			   sql_message(res));
+		sql_field_error(call, res);
 	else if (state && (!strcmp(state, "P0002") || !strncmp(state, "23", 2) || !strcmp(state, "0A000") ||
 			   !strcmp(state, "P0001") || !strcmp(state, "42P17")))
 		call_error(call, 422, "unprocessable", PQresultErrorField(res, PG_DIAG_COLUMN_NAME), "%s",
@@ -340,9 +367,10 @@ static void on_scope(struct call *call, PGresult *res)
 	call->handler(call);
 }
 
-/* The token of the request: the Bearer header, or ?access_token= (for
- * EventSource, which cannot send headers). */
-static const char *request_token(struct http_request *req, char *buf, size_t buflen)
+/* The token of the request: the Bearer header, or for the event stream
+ * only (EventSource cannot send headers) ?access_token=; elsewhere a token
+ * in the URL would end up in access logs. */
+static const char *request_token(struct http_request *req, call_fn handler, char *buf, size_t buflen)
 {
 	const char *a = req->authorization;
 
@@ -352,15 +380,36 @@ static const char *request_token(struct http_request *req, char *buf, size_t buf
 			a++;
 		return a;
 	}
-	if (http_query_param(req->query, "access_token", buf, buflen) > 0)
+	if (handler == route_events && http_query_param(req->query, "access_token", buf, buflen) > 0)
 		return buf;
 	return NULL;
 }
 
+/* Ready: the database answers and the change feed has its start position
+ * (so a stream opened from now on misses nothing). */
 static void on_ready(struct call *call, PGresult *res)
 {
 	static const char ok[] = "{\"status\":\"ready\"}";
+
+	if (!feed_live(call->gw->feed)) {
+		call_error(call, 503, "unavailable", NULL, "the change feed is not followed yet");
+		return;
+	}
 	call_reply(call, 200, ok, sizeof(ok) - 1);
+}
+
+/* "GET, POST": the methods of the routes of path, for a 405's Allow. */
+static void allowed_methods(const char *path, char *buf, size_t len)
+{
+	bool get = false, post = false;
+
+	for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
+		if (!route_match(routes[i].pattern, path, NULL))
+			continue;
+		get |= routes[i].method == HTTP_GET;
+		post |= routes[i].method == HTTP_POST;
+	}
+	snprintf(buf, len, "Allow: %s%s%s\r\n", get ? "GET" : "", get && post ? ", " : "", post ? "POST" : "");
 }
 
 void api_handle(struct http_request *req, void *arg)
@@ -417,13 +466,14 @@ void api_handle(struct http_request *req, void *arg)
 				return;
 			}
 		}
-		token = request_token(req, tokbuf, sizeof(tokbuf));
+		token = request_token(req, r->fn, tokbuf, sizeof(tokbuf));
 		call_sql(call, "SELECT jobwheel.token_scope($1)", 1, (const char *[]){ token }, on_scope);
 		return;
 	}
-	if (i == -EPERM)
-		reply_error(req, 405, "method_not_allowed", NULL, "method not allowed for this route",
-			    req->method == HTTP_GET ? "Allow: POST\r\n" : "Allow: GET\r\n");
-	else
+	if (i == -EPERM) {
+		char allow[32];
+		allowed_methods(req->path, allow, sizeof(allow));
+		reply_error(req, 405, "method_not_allowed", NULL, "method not allowed for this route", allow);
+	} else
 		reply_error(req, 404, "not_found", NULL, "no such route", NULL);
 }

@@ -226,6 +226,41 @@ static bool flush_pending(struct sse_client *c)
 	return true;
 }
 
+/* Finishes the ring event a previous write left half sent, so that private
+ * bytes (keepalives, notices) never land inside an event; false when
+ * blocked or closed. */
+static bool flush_partial(struct sse_client *c)
+{
+	struct sse *s = c->s;
+	struct ring_ev *e;
+
+	if (!c->partial)
+		return true;
+	if (c->next_seq < ring_tail(s)) { /* the rest of it is gone: the stream cannot go on */
+		client_close(c);
+		return false;
+	}
+	e = ring_at(s, c->next_seq);
+	while (c->partial < e->len) {
+		ssize_t n = send(c->fd, e->text + c->partial, e->len - c->partial, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			client_block(c);
+			return false;
+		}
+		if (n < 0) {
+			client_close(c);
+			return false;
+		}
+		c->partial += (uint32_t)n;
+		c->progress_at = ev_now(s->gw->loop);
+	}
+	c->partial = 0;
+	c->next_seq++;
+	return true;
+}
+
 /* Whether a job event fits the client's budget (a token bucket). */
 static bool take_token(struct sse_client *c, ev_tstamp now)
 {
@@ -248,7 +283,7 @@ static void client_flush(struct sse_client *c)
 	struct sse *s = c->s;
 	ev_tstamp now = ev_now(s->gw->loop);
 
-	if (c->replaying || c->blocked || !flush_pending(c))
+	if (c->replaying || c->blocked || !flush_partial(c) || !flush_pending(c))
 		return;
 	for (;;) {
 		struct iovec iov[IOV_MAX_BATCH];
@@ -259,20 +294,18 @@ static void client_flush(struct sse_client *c)
 		if (c->next_seq < ring_tail(s)) { /* fell out of the ring */
 			c->dropped += ring_tail(s) - c->next_seq;
 			c->next_seq = ring_tail(s);
-			c->partial = 0;
 		}
 		for (seq = c->next_seq; seq < s->head && niov < IOV_MAX_BATCH; seq++) {
 			struct ring_ev *e = ring_at(s, seq);
-			uint32_t off = seq == c->next_seq ? c->partial : 0;
-			if (!off && !wanted(c, e))
+			if (!wanted(c, e))
 				continue;
-			if (!off && e->type == FEED_JOB && !take_token(c, now)) {
+			if (e->type == FEED_JOB && !take_token(c, now)) {
 				c->dropped++;
 				continue;
 			}
 			njob += e->type == FEED_JOB;
-			iov[niov].iov_base = e->text + off;
-			iov[niov].iov_len = e->len - off;
+			iov[niov].iov_base = e->text;
+			iov[niov].iov_len = e->len;
 			seqs[niov++] = seq;
 		}
 		if (niov == 0) {
@@ -301,7 +334,7 @@ static void client_flush(struct sse_client *c)
 			}
 			/* Partly sent: resume inside this event; the rest of the
 			 * batch is decided again (and its tokens refunded). */
-			c->partial = (uint32_t)(ring_at(s, seqs[i])->len - iov[i].iov_len + (size_t)n);
+			c->partial = (uint32_t)n;
 			c->next_seq = seqs[i];
 			for (int j = i + 1; j < niov; j++)
 				c->tokens += ring_at(s, seqs[j])->type == FEED_JOB;
@@ -629,5 +662,12 @@ uint64_t sse_dropped_total(const struct sse *s)
 
 void route_events(struct call *call)
 {
+	/* Before the feed has its start position, "from now on" has no
+	 * meaning yet: the client retries (and /readyz says not ready). */
+	if (!feed_live(call->gw->feed) && !call->req->last_event_id &&
+	    http_query_param(call->req->query, "last_event_id", (char[2]){ 0 }, 2) == 0) {
+		call_error(call, 503, "unavailable", NULL, "the event stream is starting; retry in a moment");
+		return;
+	}
 	sse_open(call->gw->sse, call);
 }

@@ -32,23 +32,40 @@ static bool is_int_in(const cJSON *v, double lo, double hi)
 	       v->valuedouble <= hi;
 }
 
-static int digits(const char **s, int n)
+/* Reads n digits as a number; -1 if they are not all digits. */
+static int number(const char **s, int n)
 {
-	for (int i = 0; i < n; i++)
+	int v = 0;
+
+	for (int i = 0; i < n; i++) {
 		if (!isdigit((unsigned char)(*s)[i]))
 			return -1;
+		v = v * 10 + ((*s)[i] - '0');
+	}
 	*s += n;
-	return 0;
+	return v;
+}
+
+static int days_in_month(int year, int month)
+{
+	static const int days[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+
+	return month == 2 && leap ? 29 : days[month - 1];
 }
 
 int validate_rfc3339(const char *s)
 {
-	if (digits(&s, 4) || *s++ != '-' || digits(&s, 2) || *s++ != '-' || digits(&s, 2))
+	int year, month, day, hour, minute, second;
+
+	if ((year = number(&s, 4)) < 1 || *s++ != '-' || (month = number(&s, 2)) < 1 || month > 12 ||
+	    *s++ != '-' || (day = number(&s, 2)) < 1 || day > days_in_month(year, month))
 		return -EINVAL;
 	if (*s != 'T' && *s != 't' && *s != ' ')
 		return -EINVAL;
 	s++;
-	if (digits(&s, 2) || *s++ != ':' || digits(&s, 2) || *s++ != ':' || digits(&s, 2))
+	if ((hour = number(&s, 2)) < 0 || hour > 23 || *s++ != ':' || (minute = number(&s, 2)) < 0 || minute > 59 ||
+	    *s++ != ':' || (second = number(&s, 2)) < 0 || second > 60)
 		return -EINVAL;
 	if (*s == '.') {
 		s++;
@@ -62,7 +79,7 @@ int validate_rfc3339(const char *s)
 	if (*s != '+' && *s != '-')
 		return -EINVAL;
 	s++;
-	if (digits(&s, 2) || *s++ != ':' || digits(&s, 2))
+	if ((hour = number(&s, 2)) < 0 || hour > 15 || *s++ != ':' || (minute = number(&s, 2)) < 0 || minute > 59)
 		return -EINVAL;
 	return *s ? -EINVAL : 0;
 }

@@ -180,6 +180,12 @@ static void test_validate_job(void **state)
 	assert_int_equal(check("{\"kind\":\"noop\",\"run_at\":\"tomorrow\"}", &p), -EINVAL);
 	assert_string_equal(p.field, "run_at");
 	assert_int_equal(check("{\"kind\":\"noop\",\"run_at\":\"2026-11-27T12:00:00Z\",\"delay_ms\":5}", &p), -EINVAL);
+	assert_int_equal(validate_rfc3339("2028-02-29T23:59:60.5-08:00"), 0);
+	assert_int_equal(validate_rfc3339("2026-02-29T10:00:00Z"), -EINVAL);
+	assert_int_equal(validate_rfc3339("2026-13-01T10:00:00Z"), -EINVAL);
+	assert_int_equal(validate_rfc3339("2026-11-27T25:00:00Z"), -EINVAL);
+	assert_int_equal(validate_rfc3339("2026-11-27T12:61:00Z"), -EINVAL);
+	assert_int_equal(validate_rfc3339("2026-11-27T12:00:00"), -EINVAL);
 	assert_int_equal(check("{\"kind\":\"noop\",\"depends_on\":[0]}", &p), -EINVAL);
 	assert_string_equal(p.field, "depends_on");
 	assert_int_equal(check("{\"kind\":\"noop\",\"trigger\":\"sometimes\"}", &p), -EINVAL);
