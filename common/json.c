@@ -119,15 +119,21 @@ int json_get_bool(const cJSON *obj, const char *key, bool required, bool *ret, c
 void json_append_string(struct strbuf *b, const char *s)
 {
 	strbuf_append(b, "\"", 1);
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
+	while (*s) {
+		size_t run = 0;
+		unsigned char ch;
+		while ((ch = (unsigned char)s[run]) && ch != '"' && ch != '\\' && ch >= 0x20 && ch != 0x7f)
+			run++;
+		strbuf_append(b, s, run); /* the plain stretch in one go */
+		s += run;
+		if (!*s)
+			break;
+		ch = (unsigned char)*s++;
 		if (ch == '"' || ch == '\\') {
 			char esc[2] = { '\\', (char)ch };
 			strbuf_append(b, esc, 2);
-		} else if (ch < 0x20 || ch == 0x7f) {
-			strbuf_printf(b, "\\u%04x", ch);
 		} else {
-			strbuf_append(b, s, 1);
+			strbuf_printf(b, "\\u%04x", ch);
 		}
 	}
 	strbuf_append(b, "\"", 1);

@@ -59,6 +59,28 @@ void strbuf_printf(struct strbuf *b, const char *fmt, ...)
 	b->len += (size_t)n;
 }
 
+void strbuf_append_u64(struct strbuf *b, uint64_t v)
+{
+	char buf[20];
+	size_t i = sizeof(buf);
+
+	do {
+		buf[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	strbuf_append(b, buf + i, sizeof(buf) - i);
+}
+
+void strbuf_append_i64(struct strbuf *b, int64_t v)
+{
+	if (v < 0) {
+		strbuf_append(b, "-", 1);
+		strbuf_append_u64(b, (uint64_t)0 - (uint64_t)v);
+		return;
+	}
+	strbuf_append_u64(b, (uint64_t)v);
+}
+
 void strbuf_reset(struct strbuf *b)
 {
 	b->len = 0;

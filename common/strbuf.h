@@ -17,6 +17,9 @@ struct strbuf {
 void strbuf_append(struct strbuf *b, const char *s, size_t n);
 void strbuf_puts(struct strbuf *b, const char *s);
 void strbuf_printf(struct strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Decimal integers, without printf (hot paths). */
+void strbuf_append_i64(struct strbuf *b, int64_t v);
+void strbuf_append_u64(struct strbuf *b, uint64_t v);
 void strbuf_reset(struct strbuf *b);
 void strbuf_free(struct strbuf *b);
 /* The content, "" when empty. */

@@ -10,11 +10,12 @@
 #include <cjson/cJSON.h>
 
 #include "feed.h"
+#include "feed_row.h"
 #include "log.h"
 #include "pgconn.h"
 #include "util.h"
 
-#define FEED_ROWS 500     /* rows per read; a full page is read again at once */
+#define FEED_ROWS 100     /* rows per read (~2 MB at most); a full page is read again at once */
 #define REPLAY_ROWS 2000
 
 #define FEED_COLUMNS "e.xid::text, e.id, to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), e.type, e.data::text"
@@ -60,16 +61,6 @@ static enum feed_type type_of(const char *t)
 	return FEED_NTYPES; /* other types are not relayed */
 }
 
-static const char *str_or_null(const cJSON *v)
-{
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static int64_t int_or(const cJSON *v, int64_t dflt)
-{
-	return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : dflt;
-}
-
 static uint64_t event_id(uint64_t xid, uint64_t k)
 {
 	uint64_t max_k = ((uint64_t)1 << FEED_ID_SHIFT) - 1;
@@ -81,9 +72,10 @@ int feed_decode_row(const char *xid_text, const char *at, const char *type_text,
 {
 	enum feed_type type = type_of(type_text);
 	struct feed_event ev = { .type = type, .at = at };
+	struct feed_row row;
+	struct feed_job job;
 	char *end;
-	cJSON *arr, *el;
-	int n = 0;
+	int n = 0, rc;
 
 	errno = 0;
 	ev.xid = strtoull(xid_text, &end, 10);
@@ -108,35 +100,17 @@ int feed_decode_row(const char *xid_text, const char *at, const char *type_text,
 		free(compact);
 		return 1;
 	}
-	arr = cJSON_Parse(data);
-	if (!cJSON_IsArray(arr)) {
-		cJSON_Delete(arr);
+	if (feed_row_open(&row, data) < 0)
 		return -EINVAL;
-	}
-	cJSON_ArrayForEach(el, arr) {
-		struct feed_job job;
-		if (!cJSON_IsArray(el) || cJSON_GetArraySize(el) < 10)
-			continue;
-		job = (struct feed_job){
-			.id = int_or(cJSON_GetArrayItem(el, 0), 0),
-			.queue = str_or_null(cJSON_GetArrayItem(el, 1)),
-			.kind = str_or_null(cJSON_GetArrayItem(el, 2)),
-			.state = str_or_null(cJSON_GetArrayItem(el, 3)),
-			.attempt = int_or(cJSON_GetArrayItem(el, 4), 0),
-			.priority = int_or(cJSON_GetArrayItem(el, 5), 0),
-			.workflow_id = int_or(cJSON_GetArrayItem(el, 6), 0),
-			.error = str_or_null(cJSON_GetArrayItem(el, 7)),
-			.old_state = str_or_null(cJSON_GetArrayItem(el, 8)),
-			.ms = int_or(cJSON_GetArrayItem(el, 9), -1),
-		};
-		if (!job.queue || !job.kind || !job.state)
-			continue;
+	while ((rc = feed_row_next(&row, &job)) > 0) {
 		ev.id = event_id(ev.xid, (*k)++);
 		ev.job = &job;
 		on_event(&ev, arg);
 		n++;
 	}
-	cJSON_Delete(arr);
+	feed_row_close(&row);
+	if (rc < 0)
+		return -EINVAL;
 	return n;
 }
 

@@ -248,7 +248,33 @@ static void test_feed_rows(void **state)
 	assert_true(c.ids[3] == ((uint64_t)9 << FEED_ID_SHIFT));
 	assert_string_equal(c.states[1], "running");
 	assert_int_equal(feed_decode_row("x", "t", "jobs", "[]", &xid, &k, collect, &c), -EINVAL);
+	assert_int_equal(feed_decode_row("9", "t", "jobs", "[[1,\"q\",\"k\",\"ready\",0,0,null,null,null,null]"
+					 "[2,\"q\",\"k\",\"ready\",0,0,null,null,null,null]]", &xid, &k, collect, &c),
+			 -EINVAL); /* no comma between elements */
+	assert_int_equal(feed_decode_row("9", "t", "jobs", "[[1,\"q\",\"k\"]]", &xid, &k, collect, &c), -EINVAL);
+	assert_int_equal(feed_decode_row("9", "t", "jobs", " [ ] ", &xid, &k, collect, &c), 0);
 	assert_int_equal(feed_decode_row("9", "t", "jobs", "{", &xid, &k, collect, &c), -EINVAL);
+}
+
+static void keep_error(const struct feed_event *ev, void *arg)
+{
+	snprintf(arg, 64, "%s", ev->job->error);
+}
+
+static void test_feed_row_strings(void **state)
+{
+	char error[64] = "";
+	uint64_t xid = 0, k = 0;
+
+	assert_int_equal(feed_decode_row("1", "t", "jobs",
+					 "[[1, \"q\", \"k\", \"dead\", 1, 0, null, "
+					 "\"a\\\"b\\\\c\\n\\u00e9\\ud83d\\ude00\", \"running\", 5]]",
+					 &xid, &k, keep_error, error),
+			 1);
+	assert_string_equal(error, "a\"b\\c\n\xc3\xa9\xf0\x9f\x98\x80");
+	assert_int_equal(feed_decode_row("1", "t", "jobs", "[[1,\"q\",\"k\",\"dead\",1,0,null,\"\\u0000\",null,null]]",
+					 &xid, &k, keep_error, error),
+			 -EINVAL);
 }
 
 static void test_snapshot(void **state)
@@ -278,6 +304,7 @@ int main(void)
 		cmocka_unit_test(test_validate_job),
 		cmocka_unit_test(test_validate_batch_and_workflow),
 		cmocka_unit_test(test_feed_rows),
+		cmocka_unit_test(test_feed_row_strings),
 		cmocka_unit_test(test_snapshot),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
