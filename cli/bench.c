@@ -183,7 +183,7 @@ int cmd_bench(const struct cli_ctx *ctx)
 		return 2;
 	}
 	o.worker_bin = find_worker(bin, sizeof(bin));
-	for (int i = 2; i < ctx->argc; i++) {
+	for (int i = 2; i < ctx->argc; i += 2) { /* FLAG VALUE pairs */
 		const char *flag = ctx->argv[i], *val = i + 1 < ctx->argc ? ctx->argv[i + 1] : NULL;
 		if (strcmp(flag, "--jobs") == 0 && parse_long(flag, val, 1, 100000000, &v) == 0)
 			o.jobs = v;
@@ -198,7 +198,6 @@ int cmd_bench(const struct cli_ctx *ctx)
 				fprintf(stderr, "jobwheel bench drain: unknown argument \"%s\"\n", flag);
 			return 2;
 		}
-		i++;
 	}
 	return drain(ctx, &o);
 }
