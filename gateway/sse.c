@@ -45,6 +45,7 @@ struct sse_client {
 	uint8_t types;          /* bit per enum feed_type */
 	bool replaying, blocked;
 	bool replay_wanted;     /* Last-Event-ID older than the ring: replay when the feed is up */
+	bool filters_jobs;      /* queue, kind, job or workflow_id given */
 	uint64_t replay_after;
 	char *queue, *kind;
 	int64_t job, workflow_id;
@@ -61,6 +62,11 @@ struct sse {
 	uint64_t count;
 	uint64_t last_id;
 	uint64_t evicted_id;    /* newest database event no longer in the ring */
+	/* Sequence numbers of the ring's events that are not job events, in
+	 * order: a client with no budget left skips the job events between
+	 * two of them at once (most events are job events). */
+	uint64_t *others;
+	uint64_t others_head, others_count;
 	struct sse_client *clients;
 	int nclients;
 	int replays_waiting;    /* clients with replay_wanted */
@@ -153,9 +159,32 @@ static void ring_push(struct sse *s, uint64_t id, enum feed_type type, const str
 		s->count--;
 	}
 	s->ring[s->head % s->cap] = e;
+	if (type != FEED_JOB) {
+		if (s->others_count == s->cap)
+			s->others_count--;
+		s->others[s->others_head++ % s->cap] = s->head;
+		s->others_count++;
+	}
 	s->head++;
 	s->count++;
 	s->last_id = id;
+	while (s->others_count && s->others[(s->others_head - s->others_count) % s->cap] < ring_tail(s))
+		s->others_count--;
+}
+
+/* The first event at or after seq that is not a job event, or the head. */
+static uint64_t next_other(const struct sse *s, uint64_t seq)
+{
+	uint64_t lo = s->others_head - s->others_count, hi = s->others_head;
+
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		if (s->others[mid % s->cap] < seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < s->others_head ? s->others[lo % s->cap] : s->head;
 }
 
 void sse_publish(struct sse *s, const struct feed_event *ev)
@@ -311,6 +340,15 @@ static void client_flush(struct sse_client *c)
 		}
 		for (seq = c->next_seq; seq < s->head && niov < IOV_MAX_BATCH; seq++) {
 			struct ring_ev *e = ring_at(s, seq);
+			if (e->type == FEED_JOB && !c->filters_jobs && (c->tokens < 1 || !(c->types & 1u << FEED_JOB))) {
+				/* The run of job events up to the next other one is
+				 * skipped whole: dropped (no budget) or unwanted. */
+				uint64_t end = next_other(s, seq);
+				if (c->types & 1u << FEED_JOB)
+					c->dropped += end - seq;
+				seq = end - 1;
+				continue;
+			}
 			if (!wanted(c, e))
 				continue;
 			if (e->type == FEED_JOB) {
@@ -515,6 +553,7 @@ static bool parse_filters(struct call *call, struct sse_client *c, uint64_t *ret
 	if (call_param_int(call, "job", 1, INT64_MAX, &c->job) < 0 ||
 	    call_param_int(call, "workflow_id", 1, INT64_MAX, &c->workflow_id) < 0)
 		return false;
+	c->filters_jobs = c->queue || c->kind || c->job || c->workflow_id;
 	c->types = (1u << FEED_NTYPES) - 1;
 	rc = http_query_param(call->req->query, "types", buf, sizeof(buf));
 	if (rc > 0) {
@@ -643,7 +682,10 @@ struct sse *sse_new(struct gateway *gw, const struct sse_options *opt)
 	s->opt = *opt;
 	s->cap = (uint64_t)opt->ring_events;
 	s->ring = calloc(s->cap, sizeof(s->ring[0]));
-	if (!s->ring) {
+	s->others = calloc(s->cap, sizeof(s->others[0]));
+	if (!s->ring || !s->others) {
+		free(s->ring);
+		free(s->others);
 		free(s);
 		return NULL;
 	}
@@ -664,6 +706,7 @@ void sse_free(struct sse *s)
 		s->count--;
 	}
 	free(s->ring);
+	free(s->others);
 	free(s);
 }
 

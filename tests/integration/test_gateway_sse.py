@@ -263,6 +263,7 @@ def test_filters_by_queue_kind_job_and_workflow(gateways, db):
     status, wf = gw.post("/api/workflows", {"jobs": [{"key": "x", "kind": "wfk"},
                                                      {"key": "y", "kind": "wfk", "depends_on": ["x"]}]})
     assert status == 201
+    wait_live(gw)  # the setup is relayed before the clients below connect
     everything = SSE(gw, "types=job").ready()
     by_queue = SSE(gw, "queue=mail").ready()
     by_kind = SSE(gw, "kind=email").ready()
