@@ -24,13 +24,16 @@
 #define PENDING_MAX (256 * 1024) /* private bytes of a client (replay, notices) */
 #define STUCK_S 60.0             /* a client that takes no byte this long is closed */
 
+/* A job event keeps its fields and is formatted when a client first sends
+ * it: most job events never reach any client whose budget is spent. */
 struct ring_ev {
 	uint64_t id;
-	int64_t job_id, workflow_id;
+	int64_t job_id, workflow_id, attempt, priority;
 	uint32_t len;
 	uint8_t type;
-	const char *queue, *kind; /* job events: inside the same allocation */
-	char text[];
+	char *text; /* the SSE text, NULL until formatted (job events) */
+	const char *queue, *kind, *state, *error, *at; /* job events: in strings[] */
+	char strings[];
 };
 
 struct sse_client {
@@ -127,39 +130,24 @@ static void format_event(struct strbuf *b, const struct feed_event *ev)
 	strbuf_puts(b, "\n\n");
 }
 
-static void ring_push(struct sse *s, uint64_t id, enum feed_type type, const struct feed_job *job,
-		      const struct strbuf *text)
+static void ring_free_event(struct ring_ev *e)
 {
-	size_t qlen = job ? strlen(job->queue) + 1 : 0, klen = job ? strlen(job->kind) + 1 : 0;
-	struct ring_ev *e = malloc(sizeof(*e) + text->len + 1 + qlen + klen);
+	if (e->text != e->strings)
+		free(e->text);
+	free(e);
+}
 
-	if (!e) {
-		log_error("out of memory: an SSE event is lost");
-		return;
-	}
-	e->id = id;
-	e->type = (uint8_t)type;
-	e->len = (uint32_t)text->len;
-	memcpy(e->text, text->s, text->len + 1);
-	e->job_id = job ? job->id : 0;
-	e->workflow_id = job ? job->workflow_id : 0;
-	e->queue = e->kind = NULL;
-	if (job) {
-		char *q = e->text + text->len + 1;
-		memcpy(q, job->queue, qlen);
-		memcpy(q + qlen, job->kind, klen);
-		e->queue = q;
-		e->kind = q + qlen;
-	}
+static void ring_append(struct sse *s, struct ring_ev *e)
+{
 	if (s->count == s->cap) {
 		struct ring_ev *old = ring_at(s, ring_tail(s));
 		if (old->type != FEED_STATS && old->id > s->evicted_id)
 			s->evicted_id = old->id;
-		free(old);
+		ring_free_event(old);
 		s->count--;
 	}
 	s->ring[s->head % s->cap] = e;
-	if (type != FEED_JOB) {
+	if (e->type != FEED_JOB) {
 		if (s->others_count == s->cap)
 			s->others_count--;
 		s->others[s->others_head++ % s->cap] = s->head;
@@ -167,9 +155,82 @@ static void ring_push(struct sse *s, uint64_t id, enum feed_type type, const str
 	}
 	s->head++;
 	s->count++;
-	s->last_id = id;
+	s->last_id = e->id;
 	while (s->others_count && s->others[(s->others_head - s->others_count) % s->cap] < ring_tail(s))
 		s->others_count--;
+}
+
+/* Copies src after *at in e->strings; returns the copy (NULL for NULL). */
+static const char *keep(char **at, const char *src)
+{
+	char *dst = *at;
+	size_t n;
+
+	if (!src)
+		return NULL;
+	n = strlen(src) + 1;
+	memcpy(dst, src, n);
+	*at += n;
+	return dst;
+}
+
+static void ring_push_job(struct sse *s, const struct feed_event *ev)
+{
+	const struct feed_job *j = ev->job;
+	size_t n = strlen(j->queue) + strlen(j->kind) + strlen(j->state) + strlen(ev->at) + 4 +
+		   (j->error ? strlen(j->error) + 1 : 0);
+	struct ring_ev *e = malloc(sizeof(*e) + n);
+	char *at;
+
+	if (!e) {
+		log_error("out of memory: an SSE event is lost");
+		return;
+	}
+	*e = (struct ring_ev){ .id = ev->id, .type = FEED_JOB, .job_id = j->id, .workflow_id = j->workflow_id,
+			       .attempt = j->attempt, .priority = j->priority };
+	at = e->strings;
+	e->queue = keep(&at, j->queue);
+	e->kind = keep(&at, j->kind);
+	e->state = keep(&at, j->state);
+	e->at = keep(&at, ev->at);
+	e->error = keep(&at, j->error);
+	ring_append(s, e);
+}
+
+static void ring_push_text(struct sse *s, uint64_t id, enum feed_type type, const struct strbuf *text)
+{
+	struct ring_ev *e = malloc(sizeof(*e) + text->len + 1);
+
+	if (!e) {
+		log_error("out of memory: an SSE event is lost");
+		return;
+	}
+	*e = (struct ring_ev){ .id = id, .type = (uint8_t)type, .len = (uint32_t)text->len };
+	memcpy(e->strings, text->s, text->len + 1);
+	e->text = e->strings;
+	ring_append(s, e);
+}
+
+/* The SSE text of e, formatted on first use; NULL when out of memory. */
+static const char *ring_text(struct ring_ev *e)
+{
+	struct feed_job j;
+	struct feed_event ev;
+	struct strbuf b = { 0 };
+
+	if (e->text)
+		return e->text;
+	j = (struct feed_job){ .id = e->job_id, .workflow_id = e->workflow_id, .queue = e->queue, .kind = e->kind,
+			       .state = e->state, .error = e->error, .attempt = e->attempt, .priority = e->priority };
+	ev = (struct feed_event){ .id = e->id, .type = FEED_JOB, .at = e->at, .job = &j };
+	format_event(&b, &ev);
+	if (b.oom) {
+		strbuf_free(&b);
+		return NULL;
+	}
+	e->text = b.s; /* the buffer is the event's now */
+	e->len = (uint32_t)b.len;
+	return e->text;
 }
 
 /* The first event at or after seq that is not a job event, or the head. */
@@ -191,9 +252,13 @@ void sse_publish(struct sse *s, const struct feed_event *ev)
 {
 	struct strbuf b = { 0 };
 
+	if (ev->type == FEED_JOB) {
+		ring_push_job(s, ev);
+		return;
+	}
 	format_event(&b, ev);
 	if (!b.oom)
-		ring_push(s, ev->id, ev->type, ev->type == FEED_JOB ? ev->job : NULL, &b);
+		ring_push_text(s, ev->id, ev->type, &b);
 	strbuf_free(&b);
 }
 
@@ -358,6 +423,10 @@ static void client_flush(struct sse_client *c)
 				}
 				c->tokens -= 1;
 			}
+			if (!ring_text(e)) {
+				c->tokens += e->type == FEED_JOB;
+				continue;
+			}
 			njob += e->type == FEED_JOB;
 			iov[niov].iov_base = e->text;
 			iov[niov].iov_len = e->len;
@@ -455,7 +524,7 @@ void sse_publish_stats(struct sse *s, const char *json)
 			notice_dropped(s, c);
 	strbuf_printf(&b, "id: %" PRIu64 "\nevent: stats\ndata: %s\n\n", s->last_id, json);
 	if (!b.oom)
-		ring_push(s, s->last_id, FEED_STATS, NULL, &b);
+		ring_push_text(s, s->last_id, FEED_STATS, &b);
 	strbuf_free(&b);
 	sse_flush(s);
 }
@@ -702,7 +771,7 @@ void sse_free(struct sse *s)
 	while (s->clients)
 		client_close(s->clients);
 	while (s->count) {
-		free(ring_at(s, ring_tail(s)));
+		ring_free_event(ring_at(s, ring_tail(s)));
 		s->count--;
 	}
 	free(s->ring);
