@@ -70,6 +70,8 @@
 	X(email_mock_seed, "email.mock_seed", INT, "0", 0, 2147483647,                                 \
 	  "seed of the mock failure draw; 0 = random")                                                 \
 	X(http_allow, "http.allow", STR, "", 0, 0, "hosts/CIDRs allowed although private or loopback") \
+	X(http_signing_secret_env, "http.signing_secret_env", STR, "", 0, 0,                          \
+	  "environment variable holding the webhook signing secret")                                   \
 	X(exec_allow, "exec.allow", STR, "", 0, 0, "allow-listed programs: name=/abs/path,...")
 
 #endif

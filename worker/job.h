@@ -28,6 +28,7 @@ struct job_env {
 	struct ev_loop *loop;
 	const struct config *cfg;
 	struct rng *rng;
+	struct http_client *http; /* outbound transfers (worker/outbound/http_client.h) */
 	/* Called once per job with its outcome (the worker reports it). */
 	void (*finished)(struct job *job, struct job_outcome *outcome);
 };

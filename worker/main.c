@@ -7,7 +7,9 @@
 
 #include <ev.h>
 
+#include "addr_policy.h"
 #include "config.h"
+#include "http_client.h"
 #include "jw_build_config.h"
 #include "log.h"
 #include "util.h"
@@ -17,6 +19,8 @@
 
 struct app {
 	struct worker *worker;
+	struct addr_policy *policy;   /* http.allow */
+	struct http_client *http;     /* the worker's libcurl multi */
 	struct config cfg;
 	int argc;
 	char **argv;
@@ -102,6 +106,7 @@ int main(int argc, char **argv)
 	char *queues[MAX_QUEUES];
 	char *queue_list = NULL;
 	int nqueues, rc = 2;
+	char err[256];
 	struct ev_loop *loop;
 
 	app.argc = argc;
@@ -131,12 +136,20 @@ int main(int argc, char **argv)
 		goto out;
 	log_setup("jobwheel-worker", app.cfg.log_level, app.cfg.log_format);
 
+	if (addr_policy_parse(app.cfg.http_allow, &app.policy, err, sizeof(err)) < 0) {
+		fprintf(stderr, "jobwheel-worker: %s\n", err);
+		goto out;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	loop = EV_DEFAULT;
-	app.worker = worker_new(loop, &app.cfg, queues, nqueues);
+	rc = 1;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(app.http = http_client_new(loop, app.policy))) {
+		fprintf(stderr, "jobwheel-worker: cannot set up libcurl\n");
+		goto out;
+	}
+	app.worker = worker_new(loop, &app.cfg, queues, nqueues, app.http);
 	if (!app.worker) {
 		fprintf(stderr, "jobwheel-worker: out of memory\n");
-		rc = 1;
 		goto out;
 	}
 	ev_signal_init(&app.sigterm, on_stop, SIGTERM);
@@ -151,6 +164,8 @@ int main(int argc, char **argv)
 	rc = worker_exit_status(app.worker);
 	worker_free(app.worker);
 out:
+	http_client_free(app.http);
+	addr_policy_free(app.policy);
 	free(queue_list);
 	config_free(&app.cfg);
 	return rc;

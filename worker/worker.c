@@ -563,7 +563,8 @@ static void on_claim_db_lost(struct pgconn *db, const char *why, void *arg)
 
 /* ---------------------------------------------------------------- public */
 
-struct worker *worker_new(struct ev_loop *loop, struct config *cfg, char **queues, int nqueues)
+struct worker *worker_new(struct ev_loop *loop, struct config *cfg, char **queues, int nqueues,
+			  struct http_client *http)
 {
 	static const struct pgconn_callbacks cbs = {
 		.connected = on_connected,
@@ -580,7 +581,7 @@ struct worker *worker_new(struct ev_loop *loop, struct config *cfg, char **queue
 	w->queues = queues;
 	w->nqueues = nqueues;
 	rng_seed(&w->rng, (uint64_t)cfg->email_mock_seed);
-	w->env = (struct job_env){ .loop = loop, .cfg = cfg, .rng = &w->rng, .finished = job_finished };
+	w->env = (struct job_env){ .loop = loop, .cfg = cfg, .rng = &w->rng, .http = http, .finished = job_finished };
 	if (gethostname(w->host, sizeof(w->host) - 1) < 0)
 		snprintf(w->host, sizeof(w->host), "unknown");
 	if (*cfg->worker_name)

@@ -12,7 +12,8 @@ struct worker;
 
 /* Creates a worker for cfg and the queue names (both must outlive it; the
  * names already validated). Returns NULL on allocation failure. */
-struct worker *worker_new(struct ev_loop *loop, struct config *cfg, char **queues, int nqueues);
+struct worker *worker_new(struct ev_loop *loop, struct config *cfg, char **queues, int nqueues,
+			  struct http_client *http);
 
 /* Connects and starts working; returns at once (the loop does the rest). */
 void worker_start(struct worker *w);

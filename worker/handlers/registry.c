@@ -4,13 +4,14 @@
 
 #include "job.h"
 
-extern const struct handler handler_noop, handler_sleep, handler_fail, handler_email;
+extern const struct handler handler_noop, handler_sleep, handler_fail, handler_email, handler_http;
 
 const struct handler *const handlers[] = {
 	&handler_noop,
 	&handler_sleep,
 	&handler_fail,
 	&handler_email,
+	&handler_http,
 	NULL,
 };
 
