@@ -313,25 +313,33 @@ static void client_unblock(struct sse_client *c)
 	ev_io_start(c->s->gw->loop, &c->io);
 }
 
-/* Sends the private bytes; false when blocked or closed. */
-static bool flush_pending(struct sse_client *c)
+/* Sends buf from *off on: 1 all sent, 0 the socket is full (the client
+ * waits for EV_WRITE), -1 the client is gone (closed and freed). */
+static int send_rest(struct sse_client *c, const char *buf, size_t len, size_t *off)
 {
-	while (c->pending_off < c->pending.len) {
-		ssize_t n = send(c->fd, c->pending.s + c->pending_off, c->pending.len - c->pending_off,
-				 MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (*off < len) {
+		ssize_t n = send(c->fd, buf + *off, len - *off, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			client_block(c);
-			return false;
+			return 0;
 		}
 		if (n < 0) {
 			client_close(c);
-			return false;
+			return -1;
 		}
-		c->pending_off += (size_t)n;
+		*off += (size_t)n;
 		c->progress_at = ev_now(c->s->gw->loop);
 	}
+	return 1;
+}
+
+/* Sends the private bytes; false when blocked or closed. */
+static bool flush_pending(struct sse_client *c)
+{
+	if (send_rest(c, c->pending.s, c->pending.len, &c->pending_off) < 1)
+		return false;
 	strbuf_free(&c->pending); /* idle clients keep no buffer */
 	c->pending_off = 0;
 	return true;
@@ -343,7 +351,9 @@ static bool flush_pending(struct sse_client *c)
 static bool flush_partial(struct sse_client *c)
 {
 	struct sse *s = c->s;
+	size_t off = c->partial;
 	struct ring_ev *e;
+	int rc;
 
 	if (!c->partial)
 		return true;
@@ -352,21 +362,11 @@ static bool flush_partial(struct sse_client *c)
 		return false;
 	}
 	e = ring_at(s, c->next_seq);
-	while (c->partial < e->len) {
-		ssize_t n = send(c->fd, e->text + c->partial, e->len - c->partial, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			client_block(c);
-			return false;
-		}
-		if (n < 0) {
-			client_close(c);
-			return false;
-		}
-		c->partial += (uint32_t)n;
-		c->progress_at = ev_now(s->gw->loop);
-	}
+	rc = send_rest(c, e->text, e->len, &off);
+	if (rc == 0)
+		c->partial = (uint32_t)off;
+	if (rc < 1)
+		return false;
 	c->partial = 0;
 	c->next_seq++;
 	return true;
