@@ -65,6 +65,10 @@
 	X(email_mode, "email.mode", ENUM, "mock", 0, 0, "mock|smtp: how the email kind sends")         \
 	X(email_smtp_url, "email.smtp_url", STR, "", 0, 0, "SMTP server, e.g. smtp://127.0.0.1:2525")  \
 	X(email_from, "email.from", STR, "", 0, 0, "default sender address")                           \
+	X(email_smtp_user_env, "email.smtp_user_env", STR, "", 0, 0,                                  \
+	  "environment variable holding the SMTP user name (AUTH)")                                    \
+	X(email_smtp_password_env, "email.smtp_password_env", STR, "", 0, 0,                          \
+	  "environment variable holding the SMTP password (AUTH)")                                     \
 	X(email_failure_rate, "email.failure_rate", DOUBLE, "0", 0, 1, "mock mode failure probability") \
 	X(email_mock_latency_ms, "email.mock_latency_ms", MS, "50", 0, 600000, "mock mode latency")    \
 	X(email_mock_seed, "email.mock_seed", INT, "0", 0, 2147483647,                                 \
@@ -72,6 +76,27 @@
 	X(http_allow, "http.allow", STR, "", 0, 0, "hosts/CIDRs allowed although private or loopback") \
 	X(http_signing_secret_env, "http.signing_secret_env", STR, "", 0, 0,                          \
 	  "environment variable holding the webhook signing secret")                                   \
-	X(exec_allow, "exec.allow", STR, "", 0, 0, "allow-listed programs: name=/abs/path,...")
+	X(exec_allow, "exec.allow", STR, "", 0, 0, "allow-listed programs: name=/abs/path,...") \
+	X(llm_chain_default, "llm.chain.default", STR, "gemini,openrouter,groq", 0, 0, "LLM provider order") \
+	X(llm_max_retry_after_ms, "llm.max_retry_after_ms", MS, "30000", 0, 3600000, "longest Retry-After honoured") \
+	X(llm_breaker_open_ms, "llm.breaker_open_ms", MS, "30000", 10, 3600000, "LLM circuit breaker open period") \
+	X(llm_provider_gemini_api, "llm.provider.gemini.api", ENUM, "gemini", 0, 0, "gemini|openai: API shape") \
+	X(llm_provider_gemini_base_url, "llm.provider.gemini.base_url", STR, "https://generativelanguage.googleapis.com/v1beta", 0, 0, "API base URL") \
+	X(llm_provider_gemini_model, "llm.provider.gemini.model", STR, "gemini-2.0-flash", 0, 0, "model name") \
+	X(llm_provider_gemini_api_key_env, "llm.provider.gemini.api_key_env", STR, "GEMINI_API_KEY", 0, 0, "env var with the API key") \
+	X(llm_provider_gemini_retries, "llm.provider.gemini.retries", INT, "2", 0, 10, "retries of retryable errors") \
+	X(llm_provider_gemini_timeout_ms, "llm.provider.gemini.timeout_ms", MS, "30000", 100, 600000, "per-request timeout") \
+	X(llm_provider_openrouter_api, "llm.provider.openrouter.api", ENUM, "openai", 0, 0, "gemini|openai: API shape") \
+	X(llm_provider_openrouter_base_url, "llm.provider.openrouter.base_url", STR, "https://openrouter.ai/api/v1", 0, 0, "API base URL") \
+	X(llm_provider_openrouter_model, "llm.provider.openrouter.model", STR, "openai/gpt-4o-mini", 0, 0, "model name") \
+	X(llm_provider_openrouter_api_key_env, "llm.provider.openrouter.api_key_env", STR, "OPENROUTER_API_KEY", 0, 0, "env var with the API key") \
+	X(llm_provider_openrouter_retries, "llm.provider.openrouter.retries", INT, "2", 0, 10, "retries of retryable errors") \
+	X(llm_provider_openrouter_timeout_ms, "llm.provider.openrouter.timeout_ms", MS, "30000", 100, 600000, "per-request timeout") \
+	X(llm_provider_groq_api, "llm.provider.groq.api", ENUM, "openai", 0, 0, "gemini|openai: API shape") \
+	X(llm_provider_groq_base_url, "llm.provider.groq.base_url", STR, "https://api.groq.com/openai/v1", 0, 0, "API base URL") \
+	X(llm_provider_groq_model, "llm.provider.groq.model", STR, "llama-3.1-8b-instant", 0, 0, "model name") \
+	X(llm_provider_groq_api_key_env, "llm.provider.groq.api_key_env", STR, "GROQ_API_KEY", 0, 0, "env var with the API key") \
+	X(llm_provider_groq_retries, "llm.provider.groq.retries", INT, "2", 0, 10, "retries of retryable errors") \
+	X(llm_provider_groq_timeout_ms, "llm.provider.groq.timeout_ms", MS, "30000", 100, 600000, "per-request timeout")
 
 #endif

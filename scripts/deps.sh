@@ -5,7 +5,7 @@ JW_PACKAGES=(
 	meson ninja-build gcc pkg-config curl
 	libpq-dev libcurl4-openssl-dev libcjson-dev libev-dev libsystemd-dev libcmocka-dev libhttp-parser-dev libssl-dev
 	postgresql-15 postgresql-client-15
-	python3 python3-pytest python3-psycopg
+	python3 python3-pytest python3-psycopg python3-aiosmtpd
 )
 # The dashboard test drives Debian's chromium with playwright-core from npm.
 # Node may come from elsewhere (nodesource ships npm inside nodejs): only

@@ -127,10 +127,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "jobwheel-worker: unexpected argument \"%s\" (see --help)\n", cli.rest[0]);
 		goto out;
 	}
-	if (strcmp(app.cfg.email_mode, "smtp") == 0) {
-		fprintf(stderr, "jobwheel-worker: email.mode = smtp is not available yet in this build; use mock\n");
-		goto out;
-	}
 	queue_list = strdup(app.cfg.worker_queues);
 	if (!queue_list || (nqueues = parse_queues(queue_list, queues, MAX_QUEUES)) < 0)
 		goto out;

@@ -137,9 +137,10 @@ def job_state(conn, job_id):
 
 class Proc:
     """A jobwheel process (worker or coordinator) with its log kept for the test report.
-    Settings: concurrency=4 sets worker.concurrency, email__failure_rate=1 sets email.failure_rate."""
+    Settings: concurrency=4 sets worker.concurrency, email__failure_rate=1 sets email.failure_rate;
+    env={"NAME": "value"} adds variables to the process's environment."""
 
-    def __init__(self, binary, dsn, tmp_path, *args, **settings):
+    def __init__(self, binary, dsn, tmp_path, *args, env=None, **settings):
         self.dsn = dsn
         self.log_path = tmp_path / f"{os.path.basename(binary)}-{id(self)}.log"
         cmd = [binary, "--set", "database.url=" + dsn, "--log-level", "debug"]
@@ -148,7 +149,7 @@ class Proc:
             cmd += ["--set", f"{key}={value}"]
         cmd += list(args)
         self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=clean_env())
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=clean_env(**(env or {})))
         self.name = None
 
     def signal(self, sig):

@@ -4,7 +4,8 @@
 
 #include "job.h"
 
-extern const struct handler handler_noop, handler_sleep, handler_fail, handler_email, handler_http;
+extern const struct handler handler_noop, handler_sleep, handler_fail, handler_email, handler_http,
+	handler_llm, handler_exec;
 
 const struct handler *const handlers[] = {
 	&handler_noop,
@@ -12,6 +13,8 @@ const struct handler *const handlers[] = {
 	&handler_fail,
 	&handler_email,
 	&handler_http,
+	&handler_llm,
+	&handler_exec,
 	NULL,
 };
 
