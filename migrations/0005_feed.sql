@@ -163,3 +163,31 @@ LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
 	RETURN (SELECT j.state FROM jobwheel.jobs j WHERE j.id = job_state.id);
 END $$;
+
+-- ---------------------------------------------------------------- fixes of earlier functions
+
+-- Aging now wakes the queues it touched. The UPDATE holds its rows' locks
+-- for a moment; a worker whose claim ran into them (SKIP LOCKED) got fewer
+-- jobs than it asked for and waits for a wake-up: without one it slept until
+-- its next poll (found by the gateway issue's CI, once the feed trigger made
+-- the UPDATE a little longer).
+CREATE OR REPLACE FUNCTION jobwheel.age_priorities(max_wait_ms bigint, n int DEFAULT 10000) RETURNS int
+LANGUAGE plpgsql AS $$
+DECLARE
+	v_queues text[];
+	v_count int;
+BEGIN
+	WITH starving AS (
+		SELECT c.id FROM jobwheel.jobs c
+		WHERE c.state = 'ready' AND c.run_at < now() - make_interval(secs => max_wait_ms / 1000.0)
+		  AND c.priority > -2147483648
+		ORDER BY c.run_at LIMIT n
+		FOR UPDATE SKIP LOCKED),
+	aged AS (
+		UPDATE jobwheel.jobs j SET aged_from = j.priority, priority = -2147483648
+		FROM starving WHERE j.id = starving.id
+		RETURNING j.queue)
+	SELECT count(*)::int, array_agg(DISTINCT queue) INTO v_count, v_queues FROM aged;
+	PERFORM jobwheel._wake(q) FROM unnest(v_queues) q;
+	RETURN v_count;
+END $$;
