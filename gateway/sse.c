@@ -17,24 +17,13 @@
 #include "json.h"
 #include "log.h"
 #include "sse.h"
+#include "sse_ring.h"
 #include "strbuf.h"
 #include "util.h"
 
 #define IOV_MAX_BATCH 64
 #define PENDING_MAX (256 * 1024) /* private bytes of a client (replay, notices) */
 #define STUCK_S 60.0             /* a client that takes no byte this long is closed */
-
-/* A job event keeps its fields and is formatted when a client first sends
- * it: most job events never reach any client whose budget is spent. */
-struct ring_ev {
-	uint64_t id;
-	int64_t job_id, workflow_id, attempt, priority;
-	uint32_t len;
-	uint8_t type;
-	char *text; /* the SSE text, NULL until formatted (job events) */
-	const char *queue, *kind, *state, *error, *at; /* job events: in strings[] */
-	char strings[];
-};
 
 struct sse_client {
 	struct sse *s;
@@ -60,16 +49,7 @@ struct sse_client {
 struct sse {
 	struct gateway *gw;
 	struct sse_options opt;
-	struct ring_ev **ring;
-	uint64_t cap, head;     /* events ever published; the ring holds [head - count, head) */
-	uint64_t count;
-	uint64_t last_id;
-	uint64_t evicted_id;    /* newest database event no longer in the ring */
-	/* Sequence numbers of the ring's events that are not job events, in
-	 * order: a client with no budget left skips the job events between
-	 * two of them at once (most events are job events). */
-	uint64_t *others;
-	uint64_t others_head, others_count;
+	struct sse_ring ring;
 	struct sse_client *clients;
 	int nclients;
 	int replays_waiting;    /* clients with replay_wanted */
@@ -78,188 +58,9 @@ struct sse {
 	ev_timer keepalive;
 };
 
-static const char *const type_names[FEED_NTYPES] = { "job", "worker", "dlq", "coordinator", "stats" };
-
-static uint64_t ring_tail(const struct sse *s)
-{
-	return s->head - s->count;
-}
-
-static struct ring_ev *ring_at(const struct sse *s, uint64_t seq)
-{
-	return s->ring[seq % s->cap];
-}
-
-/* ---------------------------------------------------------------- formatting */
-
-static void format_event(struct strbuf *b, const struct feed_event *ev)
-{
-	strbuf_puts(b, "id: ");
-	strbuf_append_u64(b, ev->id);
-	strbuf_puts(b, "\nevent: ");
-	strbuf_puts(b, type_names[ev->type]);
-	strbuf_puts(b, "\ndata: ");
-	if (ev->type == FEED_JOB) { /* by hand: tens of thousands a second */
-		const struct feed_job *j = ev->job;
-		strbuf_puts(b, "{\"id\":");
-		strbuf_append_i64(b, j->id);
-		strbuf_puts(b, ",\"queue\":");
-		json_append_string(b, j->queue);
-		strbuf_puts(b, ",\"kind\":");
-		json_append_string(b, j->kind);
-		strbuf_puts(b, ",\"state\":");
-		json_append_string(b, j->state);
-		strbuf_puts(b, ",\"attempt\":");
-		strbuf_append_i64(b, j->attempt);
-		strbuf_puts(b, ",\"priority\":");
-		strbuf_append_i64(b, j->priority);
-		strbuf_puts(b, ",\"at\":");
-		json_append_string(b, ev->at);
-		if (j->workflow_id) {
-			strbuf_puts(b, ",\"workflow_id\":");
-			strbuf_append_i64(b, j->workflow_id);
-		}
-		if (j->error) {
-			strbuf_puts(b, ",\"error\":");
-			json_append_string(b, j->error);
-		}
-		strbuf_puts(b, "}");
-	} else {
-		strbuf_puts(b, ev->data);
-	}
-	strbuf_puts(b, "\n\n");
-}
-
-static void ring_free_event(struct ring_ev *e)
-{
-	if (e->text != e->strings)
-		free(e->text);
-	free(e);
-}
-
-static void ring_append(struct sse *s, struct ring_ev *e)
-{
-	if (s->count == s->cap) {
-		struct ring_ev *old = ring_at(s, ring_tail(s));
-		if (old->type != FEED_STATS && old->id > s->evicted_id)
-			s->evicted_id = old->id;
-		ring_free_event(old);
-		s->count--;
-	}
-	s->ring[s->head % s->cap] = e;
-	if (e->type != FEED_JOB) {
-		if (s->others_count == s->cap)
-			s->others_count--;
-		s->others[s->others_head++ % s->cap] = s->head;
-		s->others_count++;
-	}
-	s->head++;
-	s->count++;
-	s->last_id = e->id;
-	while (s->others_count && s->others[(s->others_head - s->others_count) % s->cap] < ring_tail(s))
-		s->others_count--;
-}
-
-/* Copies src after *at in e->strings; returns the copy (NULL for NULL). */
-static const char *keep(char **at, const char *src)
-{
-	char *dst = *at;
-	size_t n;
-
-	if (!src)
-		return NULL;
-	n = strlen(src) + 1;
-	memcpy(dst, src, n);
-	*at += n;
-	return dst;
-}
-
-static void ring_push_job(struct sse *s, const struct feed_event *ev)
-{
-	const struct feed_job *j = ev->job;
-	size_t n = strlen(j->queue) + strlen(j->kind) + strlen(j->state) + strlen(ev->at) + 4 +
-		   (j->error ? strlen(j->error) + 1 : 0);
-	struct ring_ev *e = malloc(sizeof(*e) + n);
-	char *at;
-
-	if (!e) {
-		log_error("out of memory: an SSE event is lost");
-		return;
-	}
-	*e = (struct ring_ev){ .id = ev->id, .type = FEED_JOB, .job_id = j->id, .workflow_id = j->workflow_id,
-			       .attempt = j->attempt, .priority = j->priority };
-	at = e->strings;
-	e->queue = keep(&at, j->queue);
-	e->kind = keep(&at, j->kind);
-	e->state = keep(&at, j->state);
-	e->at = keep(&at, ev->at);
-	e->error = keep(&at, j->error);
-	ring_append(s, e);
-}
-
-static void ring_push_text(struct sse *s, uint64_t id, enum feed_type type, const struct strbuf *text)
-{
-	struct ring_ev *e = malloc(sizeof(*e) + text->len + 1);
-
-	if (!e) {
-		log_error("out of memory: an SSE event is lost");
-		return;
-	}
-	*e = (struct ring_ev){ .id = id, .type = (uint8_t)type, .len = (uint32_t)text->len };
-	memcpy(e->strings, text->s, text->len + 1);
-	e->text = e->strings;
-	ring_append(s, e);
-}
-
-/* The SSE text of e, formatted on first use; NULL when out of memory. */
-static const char *ring_text(struct ring_ev *e)
-{
-	struct feed_job j;
-	struct feed_event ev;
-	struct strbuf b = { 0 };
-
-	if (e->text)
-		return e->text;
-	j = (struct feed_job){ .id = e->job_id, .workflow_id = e->workflow_id, .queue = e->queue, .kind = e->kind,
-			       .state = e->state, .error = e->error, .attempt = e->attempt, .priority = e->priority };
-	ev = (struct feed_event){ .id = e->id, .type = FEED_JOB, .at = e->at, .job = &j };
-	format_event(&b, &ev);
-	if (b.oom) {
-		strbuf_free(&b);
-		return NULL;
-	}
-	e->text = b.s; /* the buffer is the event's now */
-	e->len = (uint32_t)b.len;
-	return e->text;
-}
-
-/* The first event at or after seq that is not a job event, or the head. */
-static uint64_t next_other(const struct sse *s, uint64_t seq)
-{
-	uint64_t lo = s->others_head - s->others_count, hi = s->others_head;
-
-	while (lo < hi) {
-		uint64_t mid = lo + (hi - lo) / 2;
-		if (s->others[mid % s->cap] < seq)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < s->others_head ? s->others[lo % s->cap] : s->head;
-}
-
 void sse_publish(struct sse *s, const struct feed_event *ev)
 {
-	struct strbuf b = { 0 };
-
-	if (ev->type == FEED_JOB) {
-		ring_push_job(s, ev);
-		return;
-	}
-	format_event(&b, ev);
-	if (!b.oom)
-		ring_push_text(s, ev->id, ev->type, &b);
-	strbuf_free(&b);
+	sse_ring_publish(&s->ring, ev);
 }
 
 /* ---------------------------------------------------------------- clients */
@@ -357,11 +158,11 @@ static bool flush_partial(struct sse_client *c)
 
 	if (!c->partial)
 		return true;
-	if (c->next_seq < ring_tail(s)) { /* the rest of it is gone: the stream cannot go on */
+	if (c->next_seq < sse_ring_tail(&s->ring)) { /* the rest of it is gone: the stream cannot go on */
 		client_close(c);
 		return false;
 	}
-	e = ring_at(s, c->next_seq);
+	e = sse_ring_at(&s->ring, c->next_seq);
 	rc = send_rest(c, e->text, e->len, &off);
 	if (rc == 0)
 		c->partial = (uint32_t)off;
@@ -399,16 +200,16 @@ static void client_flush(struct sse_client *c)
 		int niov = 0, njob = 0;
 		ssize_t n;
 
-		if (c->next_seq < ring_tail(s)) { /* fell out of the ring */
-			c->dropped += ring_tail(s) - c->next_seq;
-			c->next_seq = ring_tail(s);
+		if (c->next_seq < sse_ring_tail(&s->ring)) { /* fell out of the ring */
+			c->dropped += sse_ring_tail(&s->ring) - c->next_seq;
+			c->next_seq = sse_ring_tail(&s->ring);
 		}
-		for (seq = c->next_seq; seq < s->head && niov < IOV_MAX_BATCH; seq++) {
-			struct ring_ev *e = ring_at(s, seq);
+		for (seq = c->next_seq; seq < s->ring.head && niov < IOV_MAX_BATCH; seq++) {
+			struct ring_ev *e = sse_ring_at(&s->ring, seq);
 			if (e->type == FEED_JOB && !c->filters_jobs && (c->tokens < 1 || !(c->types & 1u << FEED_JOB))) {
 				/* The run of job events up to the next other one is
 				 * skipped whole: dropped (no budget) or unwanted. */
-				uint64_t end = next_other(s, seq);
+				uint64_t end = sse_ring_next_other(&s->ring, seq);
 				if (c->types & 1u << FEED_JOB)
 					c->dropped += end - seq;
 				seq = end - 1;
@@ -423,7 +224,7 @@ static void client_flush(struct sse_client *c)
 				}
 				c->tokens -= 1;
 			}
-			if (!ring_text(e)) {
+			if (!sse_ring_text(e)) {
 				c->tokens += e->type == FEED_JOB;
 				continue;
 			}
@@ -461,7 +262,7 @@ static void client_flush(struct sse_client *c)
 			c->partial = (uint32_t)n;
 			c->next_seq = seqs[i];
 			for (int j = i + 1; j < niov; j++)
-				c->tokens += ring_at(s, seqs[j])->type == FEED_JOB;
+				c->tokens += sse_ring_at(&s->ring, seqs[j])->type == FEED_JOB;
 			client_block(c);
 			return;
 		}
@@ -493,9 +294,9 @@ void sse_flush(struct sse *s)
 {
 	struct sse_client *c = s->clients, *next;
 
-	if (s->flushed_head == s->head && !s->replays_waiting)
+	if (s->flushed_head == s->ring.head && !s->replays_waiting)
 		return; /* nothing new (clients behind are woken by their sockets) */
-	s->flushed_head = s->head;
+	s->flushed_head = s->ring.head;
 	for (; c; c = next) {
 		next = c->next; /* c may close */
 		if (c->replay_wanted)
@@ -508,7 +309,7 @@ static void notice_dropped(struct sse *s, struct sse_client *c)
 {
 	if (!c->dropped || c->pending.len > PENDING_MAX)
 		return;
-	strbuf_printf(&c->pending, "id: %" PRIu64 "\nevent: dropped\ndata: {\"dropped\":%" PRIu64 "}\n\n", s->last_id,
+	strbuf_printf(&c->pending, "id: %" PRIu64 "\nevent: dropped\ndata: {\"dropped\":%" PRIu64 "}\n\n", s->ring.last_id,
 		      c->dropped);
 	s->dropped_total += c->dropped;
 	c->dropped = 0;
@@ -522,9 +323,9 @@ void sse_publish_stats(struct sse *s, const char *json)
 	for (c = s->clients; c; c = c->next)
 		if (!c->replaying)
 			notice_dropped(s, c);
-	strbuf_printf(&b, "id: %" PRIu64 "\nevent: stats\ndata: %s\n\n", s->last_id, json);
+	strbuf_printf(&b, "id: %" PRIu64 "\nevent: stats\ndata: %s\n\n", s->ring.last_id, json);
 	if (!b.oom)
-		ring_push_text(s, s->last_id, FEED_STATS, &b);
+		sse_ring_push_text(&s->ring, s->ring.last_id, FEED_STATS, &b);
 	strbuf_free(&b);
 	sse_flush(s);
 }
@@ -564,7 +365,7 @@ static void on_replay_event(const struct feed_event *ev, void *arg)
 	}
 	if (!wanted(c, &probe))
 		return;
-	format_event(&b, ev);
+	sse_format_event(&b, ev);
 	strbuf_append(&c->pending, b.s, b.len);
 	strbuf_free(&b);
 }
@@ -599,7 +400,7 @@ static void start_replay(struct sse_client *c)
 	if (c->replay_wanted)
 		s->replays_waiting--;
 	c->replay_wanted = false;
-	c->next_seq = s->head;
+	c->next_seq = s->ring.head;
 }
 
 /* Parses the filters of GET /api/events into c; false when it answered. */
@@ -630,7 +431,7 @@ static bool parse_filters(struct call *call, struct sse_client *c, uint64_t *ret
 		c->types = 0;
 		for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
 			int i = 0;
-			while (i < FEED_NTYPES && strcmp(t, type_names[i]))
+			while (i < FEED_NTYPES && strcmp(t, sse_type_names[i]))
 				i++;
 			if (i == FEED_NTYPES) {
 				call_error(call, 400, "bad_request", "types",
@@ -669,22 +470,7 @@ static bool in_ring(const struct sse *s, uint64_t last_id)
 {
 	uint64_t from = feed_live_from(s->gw->feed);
 
-	return from && last_id + 1 >= from && last_id >= s->evicted_id;
-}
-
-/* The ring position of the first event after last_id, or the head. */
-static uint64_t ring_after(const struct sse *s, uint64_t last_id)
-{
-	uint64_t lo = ring_tail(s), hi = s->head;
-
-	while (lo < hi) {
-		uint64_t mid = lo + (hi - lo) / 2;
-		if (ring_at(s, mid)->id <= last_id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return from && last_id + 1 >= from && last_id >= s->ring.evicted_id;
 }
 
 void sse_open(struct sse *s, struct call *call)
@@ -720,9 +506,9 @@ void sse_open(struct sse *s, struct call *call)
 	c->tokens = s->opt.max_job_events_per_s;
 	c->refilled_at = c->progress_at = ev_now(s->gw->loop);
 	strbuf_append(&c->pending, head, sizeof(head) - 1);
-	c->next_seq = s->head;
+	c->next_seq = s->ring.head;
 	if (has_last && in_ring(s, last_id)) {
-		c->next_seq = ring_after(s, last_id);
+		c->next_seq = sse_ring_after(&s->ring, last_id);
 	} else if (has_last) {
 		c->replaying = true;
 		c->replay_after = last_id;
@@ -749,12 +535,7 @@ struct sse *sse_new(struct gateway *gw, const struct sse_options *opt)
 		return NULL;
 	s->gw = gw;
 	s->opt = *opt;
-	s->cap = (uint64_t)opt->ring_events;
-	s->ring = calloc(s->cap, sizeof(s->ring[0]));
-	s->others = calloc(s->cap, sizeof(s->others[0]));
-	if (!s->ring || !s->others) {
-		free(s->ring);
-		free(s->others);
+	if (sse_ring_init(&s->ring, (uint64_t)opt->ring_events) < 0) {
 		free(s);
 		return NULL;
 	}
@@ -770,12 +551,7 @@ void sse_free(struct sse *s)
 	ev_timer_stop(s->gw->loop, &s->keepalive);
 	while (s->clients)
 		client_close(s->clients);
-	while (s->count) {
-		ring_free_event(ring_at(s, ring_tail(s)));
-		s->count--;
-	}
-	free(s->ring);
-	free(s->others);
+	sse_ring_free(&s->ring);
 	free(s);
 }
 
