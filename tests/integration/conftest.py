@@ -135,6 +135,22 @@ def job_state(conn, job_id):
     return one(conn, "SELECT state FROM jobwheel.jobs WHERE id = %s", job_id)
 
 
+def wait_state(conn, job_id, state, timeout=15):
+    """Polls until the job is in state; the failure says where it is instead."""
+    wait_for(lambda: job_state(conn, job_id) == state, timeout,
+             what=f"job {job_id} to be {state} (is {job_state(conn, job_id)})")
+
+
+def job_result(conn, job_id):
+    return one(conn, "SELECT result FROM jobwheel.jobs WHERE id = %s", job_id)
+
+
+def job_errors(conn, job_id):
+    """The error of every failed attempt, oldest first."""
+    return [e for (e,) in conn.execute("SELECT error FROM jobwheel.job_errors WHERE job_id = %s ORDER BY id",
+                                       (job_id,))]
+
+
 class Proc:
     """A jobwheel process (worker or coordinator) with its log kept for the test report.
     Settings: concurrency=4 sets worker.concurrency, email__failure_rate=1 sets email.failure_rate;

@@ -13,7 +13,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from conftest import free_port, job_state, one, wait_for
+from conftest import free_port, job_state, one, wait_for, wait_state, job_errors as errors
 
 FAST = dict(worker__poll_ms=100, worker__heartbeat_ms=200)
 # aiosmtpd warns about AUTH without TLS, which is what the loopback tests want.
@@ -79,16 +79,6 @@ def enqueue_email(db, payload, **kw):
     args = "".join(f", {k} => %s" for k in kw)
     return one(db, f"SELECT jobwheel.enqueue('email', %s, queue => 'mail'{args})", json.dumps(payload),
                *kw.values())
-
-
-def wait_state(db, job, state, timeout=15):
-    wait_for(lambda: job_state(db, job) == state, timeout, what=f"job {job} to be {state} "
-             f"(is {job_state(db, job)})")
-
-
-def errors(db, job):
-    return [r[0] for r in db.execute("SELECT error FROM jobwheel.job_errors WHERE job_id = %s ORDER BY id",
-                                     (job,))]
 
 
 def test_message_arrives_with_its_headers_and_body(db, workers, smtp_server):

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import time
 
-from conftest import job_state, one, wait_for
+from conftest import job_state, one, wait_for, wait_state, job_result as result
 
 ALLOW = "echo=/bin/echo,sh=/bin/sh,cat=/bin/cat,sleep=/bin/sleep"
 FAST = dict(queues="x", exec__allow=ALLOW, worker__poll_ms=100, worker__heartbeat_ms=200)
@@ -16,15 +16,6 @@ FAST = dict(queues="x", exec__allow=ALLOW, worker__poll_ms=100, worker__heartbea
 def enqueue(db, payload, **kw):
     args = "".join(f", {k} => %s" for k in kw)
     return one(db, f"SELECT jobwheel.enqueue('exec', %s::jsonb, 'x'{args})", json.dumps(payload), *kw.values())
-
-
-def wait_state(db, job, state, timeout=10):
-    wait_for(lambda: job_state(db, job) == state, timeout, what=f"job {job} to be {state} "
-             f"(is {job_state(db, job)})")
-
-
-def result(db, job):
-    return one(db, "SELECT result FROM jobwheel.jobs WHERE id = %s", job)
 
 
 def last_error(db, job):

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import job_state, one, wait_for
+from conftest import job_state, one, wait_for, wait_state, job_result as result, job_errors as errors
 
 KEYS = {"GEMINI_API_KEY": "gem-secret-key-123", "OPENROUTER_API_KEY": "or-secret-key-456",
         "GROQ_API_KEY": "groq-secret-key-789"}
@@ -109,20 +109,6 @@ def enqueue(db, payload, **kw):
     kw.setdefault("queue", "ai")
     args = ", ".join(f"{k} => %s" for k in kw)
     return one(db, f"SELECT jobwheel.enqueue('llm', %s, {args})", json.dumps(payload), *kw.values())
-
-
-def wait_state(db, job, state, timeout=15):
-    wait_for(lambda: job_state(db, job) == state, timeout, what=f"job {job} to be {state} "
-             f"(is {job_state(db, job)})")
-
-
-def result(db, job):
-    return one(db, "SELECT result FROM jobwheel.jobs WHERE id = %s", job)
-
-
-def errors(db, job):
-    return [r[0] for r in db.execute("SELECT error FROM jobwheel.job_errors WHERE job_id = %s ORDER BY id",
-                                     (job,))]
 
 
 def no_keys(*texts):

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import job_state, one, wait_for
+from conftest import job_state, one, wait_for, wait_state, job_errors as errors
 from fakes import FakeHTTP, Reply
 
 SECRET = "whsec_integration_test"
@@ -37,18 +37,9 @@ def enqueue(db, payload, **kw):
                json.dumps(payload), *kw.values())
 
 
-def wait_state(db, job, state, timeout=10):
-    wait_for(lambda: job_state(db, job) == state, timeout,
-             what=f"job {job} to be {state} (is {job_state(db, job)})")
-
-
 def job_row(db, job):
     return db.execute("SELECT state, attempt, result, last_error FROM jobwheel.jobs WHERE id = %s",
                       (job,)).fetchone()
-
-
-def errors(db, job):
-    return [e for (e,) in db.execute("SELECT error FROM jobwheel.job_errors WHERE job_id = %s ORDER BY id", (job,))]
 
 
 def test_webhook_succeeds_with_a_signature_the_receiver_verifies(db, workers, fake):

@@ -6,7 +6,7 @@ import time
 
 import psycopg
 
-from conftest import job_state, one, wait_for
+from conftest import job_state, one, wait_for, wait_state
 
 FAST = dict(worker__poll_ms=100, worker__heartbeat_ms=200)
 
@@ -15,11 +15,6 @@ def enqueue(db, kind, payload="{}", **kw):
     args = ", ".join(f"{k} => %s" for k in kw)
     sql = f"SELECT jobwheel.enqueue(%s, %s{', ' + args if args else ''})"
     return one(db, sql, kind, payload, *kw.values())
-
-
-def wait_state(db, job, state, timeout=10):
-    wait_for(lambda: job_state(db, job) == state, timeout, what=f"job {job} to be {state} "
-             f"(is {job_state(db, job)})")
 
 
 def test_job_runs_to_succeeded_with_its_result(db, workers):
