@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* systemd notifications (Type=notify); no-ops when built without libsystemd
- * or when not started by systemd. */
+/* systemd notifications (Type=notify); no-ops when not started by systemd
+ * ($NOTIFY_SOCKET unset). */
 #ifndef JW_SDNOTIFY_H
 #define JW_SDNOTIFY_H
 

@@ -3,7 +3,7 @@
 # jobwheel needs to build, test and run, when some are missing.
 JW_PACKAGES=(
 	meson ninja-build gcc pkg-config curl
-	libpq-dev libcurl4-openssl-dev libcjson-dev libev-dev libsystemd-dev libcmocka-dev libhttp-parser-dev libssl-dev
+	libpq-dev libcurl4-openssl-dev libcjson-dev libev-dev libcmocka-dev libhttp-parser-dev libssl-dev
 	postgresql-15 postgresql-client-15
 	python3 python3-pytest python3-psycopg python3-aiosmtpd
 )

@@ -139,8 +139,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	loop = EV_DEFAULT;
 	rc = 1;
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(app.http = http_client_new(loop, app.policy))) {
-		fprintf(stderr, "jobwheel-worker: cannot set up libcurl\n");
+	if (!(app.http = http_client_new(loop, app.policy))) {
+		fprintf(stderr, "jobwheel-worker: out of memory\n");
 		goto out;
 	}
 	app.worker = worker_new(loop, &app.cfg, queues, nqueues, app.http);

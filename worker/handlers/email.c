@@ -469,7 +469,7 @@ static CURL *smtp_prepare(struct job *job, struct smtp_state *st, char *err, siz
 	buf_str(&b, st->message_id);
 	buf_str(&b, "\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n");
 	add_body(&b, body);
-	if (b.failed || !(easy = curl_easy_init())) {
+	if (b.failed || !(easy = http_client_easy(job->env->http))) {
 		free(b.data);
 		snprintf(err, errlen, "out of memory");
 		return NULL;

@@ -162,7 +162,7 @@ static CURL *prepare(struct job *job, struct http_state *st, const char **ret_ur
 			return NULL;
 		}
 	}
-	easy = curl_easy_init();
+	easy = http_client_easy(job->env->http);
 	if (!easy) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;

@@ -282,7 +282,7 @@ static void send_request(struct llm_state *st)
 			memset(b.s, 0, b.len);
 		strbuf_free(&b);
 	}
-	easy = r == 0 ? curl_easy_init() : NULL;
+	easy = r == 0 ? http_client_easy(st->job->env->http) : NULL;
 	if (!easy) {
 		snprintf(err, LLM_ERROR_LEN, "cannot set up the request");
 		add_tried(st, p->name, 0, err, 0);

@@ -272,20 +272,29 @@ struct http_client *http_client_new(struct ev_loop *loop, const struct addr_poli
 
 	if (!c)
 		return NULL;
-	c->multi = curl_multi_init();
-	if (!c->multi) {
-		free(c);
-		return NULL;
-	}
 	c->loop = loop;
 	c->policy = policy;
 	ev_init(&c->timer, on_timer);
-	curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
-	curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
-	curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-	curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
-	curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 64L);
 	return c;
+}
+
+CURL *http_client_easy(struct http_client *c)
+{
+	if (!c->multi) {
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+			return NULL;
+		c->multi = curl_multi_init();
+		if (!c->multi) {
+			curl_global_cleanup();
+			return NULL;
+		}
+		curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
+		curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+		curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+		curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+		curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 64L);
+	}
+	return curl_easy_init();
 }
 
 void http_client_free(struct http_client *c)
@@ -295,6 +304,9 @@ void http_client_free(struct http_client *c)
 	while (c->calls)
 		http_call_abort(c->calls);
 	ev_timer_stop(c->loop, &c->timer);
-	curl_multi_cleanup(c->multi);
+	if (c->multi) {
+		curl_multi_cleanup(c->multi);
+		curl_global_cleanup();
+	}
 	free(c);
 }

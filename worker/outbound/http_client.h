@@ -36,8 +36,15 @@ struct http_result {
  * result is valid during the call only. */
 typedef void (*http_done_fn)(struct http_call *call, const struct http_result *res, void *arg);
 
+/* libcurl (and the TLS library under it) is set up on the first transfer,
+ * not here: a worker that never runs an outbound kind does not pay for it
+ * (about 2 MiB of resident memory). */
 struct http_client *http_client_new(struct ev_loop *loop, const struct addr_policy *policy);
 void http_client_free(struct http_client *c); /* aborts what is in flight */
+
+/* A new easy handle for http_call_start(), libcurl set up first; NULL when
+ * that fails (out of memory). */
+CURL *http_client_easy(struct http_client *c);
 
 /* Starts a transfer of url on an easy handle the caller has set up
  * (method, body, headers, timeouts, ...); the client adds its own callbacks
