@@ -14,7 +14,8 @@
  * ids, as job ids are), cancel a random half, then advance in 1 ms steps
  * through the window. Insert and cancel are per call; expire is the whole
  * 60 000-step walk divided by the timers fired, so at small N it is
- * dominated by the cost of the empty ticks, not of firing.
+ * dominated by the cost of the empty ticks, not of firing. Cancels are lazy,
+ * so expire also pays for recycling the cancelled half.
  * Small N are repeated so each figure covers at least 10^5 timers.
  *
  * usage: timer_bench [max-N]   (default 10^7)

@@ -1,160 +1,45 @@
 /* SPDX-License-Identifier: MIT */
-/* Timer dispatcher: the public timer_* API over a wheel or a heap, plus the
+/* Timer dispatcher: the public timer_* API over a wheel or a heap, with the
  * id map and node pool both structures share. */
 #include <errno.h>
 #include <stdlib.h>
 
 #include "timer_impl.h"
 
-#define MAP_MIN_CAP 16
-#define POOL_FIRST_CHUNK 64
-#define POOL_MAX_CHUNK 65536
+/*
+ * Cancelling is lazy (see timer_impl.h): a dead node waits in its structure
+ * until reached. So that cancels and moves of far-off timers cannot pile up
+ * garbage without bound, a sweep recycles every dead node once they
+ * outnumber the live ones: O(n) work after at least n cancels, O(1)
+ * amortised, and never more than twice the live nodes held.
+ */
+#define SWEEP_MIN_DEAD 1024
 
-struct timer_pool_chunk {
-	struct timer_pool_chunk *next;
-	struct timer_node nodes[];
-};
-
-/* Job ids are sequential, so mix them before masking: the splitmix64
- * finaliser spreads consecutive keys over the whole table. */
-static size_t map_hash(int64_t id)
+void timer_expire(struct jw_timer *t, uint32_t i, uint64_t when_ms, timer_fire_fn fire, void *arg)
 {
-	uint64_t x = (uint64_t)id;
+	int64_t id = timer_node_id(timer_at(t, i));
 
-	x ^= x >> 30;
-	x *= UINT64_C(0xbf58476d1ce4e5b9);
-	x ^= x >> 27;
-	x *= UINT64_C(0x94d049bb133111eb);
-	x ^= x >> 31;
-	return (size_t)x;
+	timer_map_del(&t->map, &t->pool, i);
+	fire(id, when_ms, arg);
+	timer_pool_put(&t->pool, i);
 }
 
-static struct timer_map_ent *map_find(const struct timer_map *m, int64_t id)
+void timer_recycle(struct jw_timer *t, uint32_t i)
 {
-	size_t mask, i;
-
-	if (m->cap == 0)
-		return NULL;
-	mask = m->cap - 1;
-	for (i = map_hash(id) & mask; m->ents[i].node; i = (i + 1) & mask)
-		if (m->ents[i].id == id)
-			return &m->ents[i];
-	return NULL;
+	timer_pool_put(&t->pool, i);
+	t->dead--;
 }
 
-/* Stores into a table known to hold room and not to hold id. */
-static void map_put(struct timer_map *m, int64_t id, struct timer_node *n)
+/* Takes live node i out of the map and leaves it dead in its structure. */
+static void kill(struct jw_timer *t, uint32_t i)
 {
-	size_t mask = m->cap - 1, i;
-
-	for (i = map_hash(id) & mask; m->ents[i].node; i = (i + 1) & mask)
-		;
-	m->ents[i].id = id;
-	m->ents[i].node = n;
-	m->len++;
-}
-
-/* Keeps the load at or below 3/4 after one more insert: linear probing
- * stays at a few probes per lookup there. */
-static int map_reserve_one(struct timer_map *m)
-{
-	struct timer_map old = *m;
-	size_t cap;
-
-	if ((m->len + 1) <= m->cap / 4 * 3)
-		return 0;
-	cap = m->cap ? m->cap * 2 : MAP_MIN_CAP;
-	if (cap < m->cap || cap > SIZE_MAX / sizeof(*m->ents))
-		return -ENOMEM;
-	m->ents = calloc(cap, sizeof(*m->ents));
-	if (!m->ents) {
-		*m = old;
-		return -ENOMEM;
-	}
-	m->cap = cap;
-	m->len = 0;
-	for (size_t i = 0; i < old.cap; i++)
-		if (old.ents[i].node)
-			map_put(m, old.ents[i].id, old.ents[i].node);
-	free(old.ents);
-	return 0;
-}
-
-/* Backward-shift deletion: pulls later members of the probe run into the
- * hole unless that would move them before their home slot. */
-static void map_delete(struct timer_map *m, struct timer_map_ent *e)
-{
-	size_t mask = m->cap - 1;
-	size_t hole = (size_t)(e - m->ents), j = hole;
-
-	for (;;) {
-		size_t home;
-
-		j = (j + 1) & mask;
-		if (!m->ents[j].node)
-			break;
-		home = map_hash(m->ents[j].id) & mask;
-		/* Leave it if its home lies cyclically in (hole, j]. */
-		if (hole <= j ? (hole < home && home <= j) : (hole < home || home <= j))
-			continue;
-		m->ents[hole] = m->ents[j];
-		hole = j;
-	}
-	m->ents[hole].node = NULL;
-	m->len--;
-}
-
-/* Threads a new chunk onto the free list, lowest address first out. */
-static int pool_grow(struct timer_pool *p)
-{
-	size_t n = p->next_chunk ? p->next_chunk : POOL_FIRST_CHUNK;
-	struct timer_pool_chunk *c = malloc(sizeof(*c) + n * sizeof(c->nodes[0]));
-
-	if (!c)
-		return -ENOMEM;
-	c->next = p->chunks;
-	p->chunks = c;
-	for (size_t i = n; i-- > 0;) {
-		c->nodes[i].link.next = p->free;
-		p->free = &c->nodes[i].link;
-	}
-	p->next_chunk = n < POOL_MAX_CHUNK ? n * 2 : n;
-	return 0;
-}
-
-static struct timer_node *pool_get(struct timer_pool *p)
-{
-	struct timer_link *l;
-
-	if (!p->free && pool_grow(p) < 0)
-		return NULL;
-	l = p->free;
-	p->free = l->next;
-	return timer_node_of(l);
-}
-
-static void pool_put(struct timer_pool *p, struct timer_node *n)
-{
-	n->link.next = p->free;
-	p->free = &n->link;
-}
-
-static void pool_release(struct timer_pool *p)
-{
-	while (p->chunks) {
-		struct timer_pool_chunk *c = p->chunks;
-
-		p->chunks = c->next;
-		free(c);
-	}
-	p->free = NULL;
-}
-
-void timer_expire(struct jw_timer *t, struct timer_node *n, timer_fire_fn fire, void *arg)
-{
-	map_delete(&t->map, map_find(&t->map, n->id));
-	fire(n->id, n->when_ms, arg);
-	pool_put(&t->pool, n);
+	timer_map_del(&t->map, &t->pool, i);
+	timer_at(t, i)->hnext = TIMER_DEAD;
+	t->dead++;
+	if (t->ops->killed)
+		t->ops->killed(t, i);
+	if (t->dead >= SWEEP_MIN_DEAD && t->dead > t->map.len)
+		t->ops->sweep(t);
 }
 
 struct jw_timer *timer_new(enum timer_kind kind, uint64_t now_ms)
@@ -167,62 +52,55 @@ struct jw_timer *timer_new(enum timer_kind kind, uint64_t now_ms)
 	if (!t)
 		return NULL;
 	t->ops = kind == TIMER_WHEEL ? &timer_wheel_ops : &timer_heap_ops;
-	if (t->ops->init(t, now_ms) < 0) {
-		free(t);
-		return NULL;
-	}
+	timer_pool_init(&t->pool, t->ops->node_size);
+	if (timer_map_init(&t->map) < 0)
+		goto fail;
+	if (t->ops->init(t, now_ms) < 0)
+		goto fail;
 	return t;
+fail:
+	timer_map_fini(&t->map);
+	free(t);
+	return NULL;
 }
 
 int timer_add(struct jw_timer *t, int64_t id, uint64_t when_ms)
 {
-	struct timer_map_ent *e = map_find(&t->map, id);
+	uint32_t old = timer_map_find(&t->map, &t->pool, id), i;
 	struct timer_node *n;
 	int r;
 
-	if (e) {
-		/* A move is a new arming: it takes a new sequence number, so it
-		 * fires after timers already armed for the same deadline. Removing
-		 * first leaves room for the insert, which then cannot fail. */
-		n = e->node;
-		t->ops->remove(t, n);
-		n->when_ms = when_ms;
-		n->seq = t->seq++;
-		t->ops->insert(t, n);
+	/* Re-reading a job re-arms it where it is; with ties in id order that
+	 * is no change at all, so make none (and no garbage). */
+	if (old != TIMER_NIL && t->ops->armed_at && t->ops->armed_at(t, old, when_ms))
 		return 0;
-	}
-	/* Everything that can fail happens before anything visible changes:
-	 * a grown map or a spare pool node is not a change the caller sees. */
-	r = map_reserve_one(&t->map);
-	if (r < 0)
-		return r;
-	if (t->ops->reserve) {
-		r = t->ops->reserve(t, t->map.len + 1);
-		if (r < 0)
-			return r;
-	}
-	n = pool_get(&t->pool);
-	if (!n)
+	/* A move arms a new node and kills the old one, in this order so that
+	 * a failure changes nothing. */
+	i = timer_pool_get(&t->pool);
+	if (i == TIMER_NIL)
 		return -ENOMEM;
-	n->id = id;
-	n->when_ms = when_ms;
-	n->seq = t->seq++;
-	map_put(&t->map, id, n);
-	t->ops->insert(t, n);
+	n = timer_at(t, i);
+	n->id_lo = (uint32_t)(uint64_t)id;
+	n->id_hi = (uint32_t)((uint64_t)id >> 32);
+	n->hnext = TIMER_NIL;
+	r = t->ops->insert(t, i, when_ms);
+	if (r < 0) {
+		timer_pool_put(&t->pool, i);
+		return r;
+	}
+	timer_map_put(&t->map, &t->pool, i);
+	if (old != TIMER_NIL)
+		kill(t, old);
 	return 0;
 }
 
 bool timer_cancel(struct jw_timer *t, int64_t id)
 {
-	struct timer_map_ent *e = map_find(&t->map, id);
-	struct timer_node *n;
+	uint32_t i = timer_map_find(&t->map, &t->pool, id);
 
-	if (!e)
+	if (i == TIMER_NIL)
 		return false;
-	n = e->node;
-	t->ops->remove(t, n);
-	map_delete(&t->map, e);
-	pool_put(&t->pool, n);
+	kill(t, i);
 	return true;
 }
 
@@ -259,7 +137,7 @@ void timer_free(struct jw_timer *t)
 	if (!t)
 		return;
 	t->ops->fini(t);
-	free(t->map.ents);
-	pool_release(&t->pool);
+	timer_map_fini(&t->map);
+	timer_pool_fini(&t->pool);
 	free(t);
 }

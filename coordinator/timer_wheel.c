@@ -6,17 +6,23 @@
 #include "timer_impl.h"
 
 /*
- * Level k has 64 slots of 64^k ms each; 11 levels cover 66 bits, so every
- * uint64 deadline has a place and no overflow list is needed.
+ * Level k has 64 slots of 64^k ms each; 11 levels cover 66 bits, since even
+ * a deadline 1 ms ahead may differ from now in a high digit (a carry). The
+ * wheel holds deadlines W with now < W <= now + UINT32_MAX, so a node keeps
+ * W as its low 32 bits (W is now plus their distance from now's low 32
+ * bits). Deadlines further off, or at or before the clock, go to a
+ * side heap with 64-bit keys (timer_far.c); advance() fires from whichever
+ * of the two is earlier, so a node never has to move between them.
  *
- * Placement. A node with deadline W > now goes to the level of the highest
- * base-64 digit in which W and now differ, in the slot named by W's digit
- * there. So W agrees with now on every digit above its level and its digit at
- * its level is greater than now's: every armed slot lies ahead of the clock,
- * the lowest set bit of a level's bitmap is its next slot, and all slots of a
- * lower level come before any slot of a higher one. The earliest slot of the
- * lowest non-empty level therefore starts no later than any deadline: that is
- * timer_next(), found with two ctz.
+ * Placement. A node goes to the level of the highest base-64 digit in which
+ * W and now differ, in the slot named by W's digit there. So W agrees with
+ * now on every digit above its level and its digit at its level is greater
+ * than now's: every armed slot lies ahead of the clock, the lowest set bit
+ * of a level's bitmap is its next slot, and all slots of a lower level come
+ * before any slot of a higher one. The earliest slot of the lowest non-empty
+ * level therefore starts no later than any deadline: that is timer_next(),
+ * found with two ctz. (It may be a dead node's slot: a little early, which
+ * the API allows.)
  *
  * Advancing. While that earliest slot starts at or before the target, move
  * the clock to its start and empty it: nodes whose deadline is that instant
@@ -25,61 +31,45 @@
  * only the slots that hold timers. Slots the clock has not reached stay
  * correctly placed, since the clock still agrees with them above their level.
  *
- * Order. Placement depends only on (W, clock), so all nodes with one deadline
- * share one slot; they enter it by append (new arming: highest seq) or by a
- * cascade that moves them together in list order, so a slot lists equal
- * deadlines in seq order, and they fire in that order. Slots fire in time
- * order as above. Deadlines at or before the clock when armed go to the
- * expired list, which is sorted when it fires; they all precede the wheel.
+ * Order. Placement depends only on (W, clock), so all live nodes with one
+ * deadline share one slot and fire in one step; that step sorts them by id.
+ * So slot lists need no order: singly linked, pushed at the head. Cancelled
+ * nodes stay in their slot, dead, until the slot is emptied or swept.
  */
 
 #define WHEEL_BITS 6
 #define WHEEL_SLOTS 64
 #define WHEEL_LEVELS 11
-#define WHEEL_EXPIRED ((size_t)WHEEL_LEVELS * WHEEL_SLOTS)
+#define WHEEL_FAR (UINT32_MAX - 1) /* in next: the node is in the far heap */
+
+struct wheel_node {
+	struct timer_node n;
+	uint32_t when; /* low 32 bits of the deadline */
+	uint32_t next; /* slot list, due list, or WHEEL_FAR */
+};
 
 struct wheel {
 	uint64_t now;
-	uint64_t expired_min; /* <= every deadline on expired */
-	unsigned levels;      /* bit k set iff bitmap[k] != 0 */
+	unsigned levels; /* bit k set iff bitmap[k] != 0 */
 	uint64_t bitmap[WHEEL_LEVELS];
-	struct timer_link expired; /* armed at or before the clock, unsorted */
-	struct timer_link slots[WHEEL_LEVELS][WHEEL_SLOTS];
+	uint32_t slots[WHEEL_LEVELS][WHEEL_SLOTS]; /* list heads */
+	struct timer_far far;
 };
 
-static void link_init(struct timer_link *head)
+static struct wheel_node *wnode(const struct jw_timer *t, uint32_t i)
 {
-	head->next = head;
-	head->prev = head;
+	return (struct wheel_node *)(void *)timer_at(t, i);
 }
 
-static bool link_empty(const struct timer_link *head)
+static bool wheel_near(const struct wheel *w, uint64_t when_ms)
 {
-	return head->next == head;
+	return when_ms > w->now && when_ms - w->now <= UINT32_MAX;
 }
 
-static void link_append(struct timer_link *head, struct timer_link *l)
+/* The deadline of a node on the wheel: it lies within 2^32 after now. */
+static uint64_t wheel_when(const struct wheel *w, const struct wheel_node *n)
 {
-	l->prev = head->prev;
-	l->next = head;
-	head->prev->next = l;
-	head->prev = l;
-}
-
-static void link_unlink(struct timer_link *l)
-{
-	l->prev->next = l->next;
-	l->next->prev = l->prev;
-}
-
-/* Moves a non-empty list from one sentinel to another, emptying `from`. */
-static void link_move(struct timer_link *from, struct timer_link *to)
-{
-	to->next = from->next;
-	to->prev = from->prev;
-	to->next->prev = to;
-	to->prev->next = to;
-	link_init(from);
+	return w->now + (uint32_t)(n->when - (uint32_t)w->now);
 }
 
 /* Start of `slot` at `level` in the lap of the wheel that holds `now`. */
@@ -93,21 +83,15 @@ static uint64_t wheel_slot_start(uint64_t now, unsigned level, unsigned slot)
 	return above | (uint64_t)slot << shift;
 }
 
-static void wheel_place(struct wheel *w, struct timer_node *n)
+static void wheel_place(struct jw_timer *t, struct wheel *w, uint32_t i, uint64_t when_ms)
 {
-	unsigned level, slot;
+	struct wheel_node *n = wnode(t, i);
+	unsigned level = (unsigned)(63 - __builtin_clzll(when_ms ^ w->now)) / WHEEL_BITS;
+	unsigned slot = (unsigned)(when_ms >> (level * WHEEL_BITS)) & (WHEEL_SLOTS - 1);
 
-	if (n->when_ms <= w->now) {
-		link_append(&w->expired, &n->link);
-		n->pos = WHEEL_EXPIRED;
-		if (n->when_ms < w->expired_min)
-			w->expired_min = n->when_ms;
-		return;
-	}
-	level = (unsigned)(63 - __builtin_clzll(n->when_ms ^ w->now)) / WHEEL_BITS;
-	slot = (unsigned)(n->when_ms >> (level * WHEEL_BITS)) & (WHEEL_SLOTS - 1);
-	link_append(&w->slots[level][slot], &n->link);
-	n->pos = (size_t)level * WHEEL_SLOTS + slot;
+	n->when = (uint32_t)when_ms;
+	n->next = w->slots[level][slot];
+	w->slots[level][slot] = i;
 	w->bitmap[level] |= UINT64_C(1) << slot;
 	w->levels |= 1u << level;
 }
@@ -119,87 +103,81 @@ static void wheel_clear_bit(struct wheel *w, unsigned level, unsigned slot)
 		w->levels &= ~(1u << level);
 }
 
-static bool node_link_before(struct timer_link *a, struct timer_link *b)
+static bool id_before(const struct jw_timer *t, uint32_t a, uint32_t b)
 {
-	const struct timer_node *na = timer_node_of(a), *nb = timer_node_of(b);
-
-	return timer_before(na->when_ms, na->seq, nb->when_ms, nb->seq);
+	return timer_node_id(timer_at(t, a)) < timer_node_id(timer_at(t, b));
 }
 
-/* Bottom-up merge sort of a NULL-terminated chain through ->next (Simon
- * Tatham's list mergesort): O(n log n), no allocation, so advancing cannot
- * fail even when thousands of overdue timers were armed at once. */
-static struct timer_link *chain_sort(struct timer_link *list)
+/* Bottom-up merge sort by id of a TIMER_NIL-terminated chain through next
+ * (Simon Tatham's list mergesort): O(n log n), no allocation, so advancing
+ * cannot fail even when thousands of timers share one deadline. */
+static uint32_t chain_sort(const struct jw_timer *t, uint32_t list)
 {
 	for (size_t run = 1;; run *= 2) {
-		struct timer_link *p = list, *tail = NULL;
+		uint32_t p = list, tail = TIMER_NIL;
 		size_t merges = 0;
 
-		list = NULL;
-		while (p) {
-			struct timer_link *q = p;
+		list = TIMER_NIL;
+		while (p != TIMER_NIL) {
+			uint32_t q = p;
 			size_t psize = 0, qsize = run;
 
 			merges++;
-			while (psize < run && q) {
+			while (psize < run && q != TIMER_NIL) {
 				psize++;
-				q = q->next;
+				q = wnode(t, q)->next;
 			}
-			while (psize > 0 || (qsize > 0 && q)) {
-				struct timer_link *e;
+			while (psize > 0 || (qsize > 0 && q != TIMER_NIL)) {
+				uint32_t e;
 
-				if (psize > 0 && (qsize == 0 || !q || !node_link_before(q, p))) {
+				if (psize > 0 && (qsize == 0 || q == TIMER_NIL || !id_before(t, q, p))) {
 					e = p;
-					p = p->next;
+					p = wnode(t, p)->next;
 					psize--;
 				} else {
 					e = q;
-					q = q->next;
+					q = wnode(t, q)->next;
 					qsize--;
 				}
-				if (tail)
-					tail->next = e;
+				if (tail != TIMER_NIL)
+					wnode(t, tail)->next = e;
 				else
 					list = e;
 				tail = e;
 			}
 			p = q;
 		}
-		if (tail)
-			tail->next = NULL;
+		if (tail != TIMER_NIL)
+			wnode(t, tail)->next = TIMER_NIL;
 		if (merges <= 1)
 			return list;
 	}
 }
 
-/* Fires the overdue timers due by now_ms in order; after a clock step
- * backwards some may stay, and they stay sorted. */
-static size_t wheel_fire_expired(struct jw_timer *t, struct wheel *w, uint64_t now_ms,
-				 timer_fire_fn fire, void *arg)
+/* Empties the slot starting at the clock: recycles the dead, pushes the
+ * nodes due now onto *due, cascades the rest. */
+static void wheel_empty_slot(struct jw_timer *t, struct wheel *w, unsigned level, unsigned slot,
+			     uint32_t *due)
 {
-	struct timer_link *l;
-	size_t fired = 0;
+	uint32_t i = w->slots[level][slot];
 
-	w->expired.prev->next = NULL;
-	l = chain_sort(w->expired.next);
-	link_init(&w->expired);
-	w->expired_min = UINT64_MAX;
-	while (l && timer_node_of(l)->when_ms <= now_ms) {
-		struct timer_link *next = l->next; /* expire recycles the node */
+	w->slots[level][slot] = TIMER_NIL;
+	wheel_clear_bit(w, level, slot);
+	while (i != TIMER_NIL) {
+		struct wheel_node *n = wnode(t, i);
+		uint32_t next = n->next;
+		uint64_t when;
 
-		timer_expire(t, timer_node_of(l), fire, arg);
-		fired++;
-		l = next;
+		if (timer_node_dead(&n->n)) {
+			timer_recycle(t, i);
+		} else if ((when = wheel_when(w, n)) == w->now) {
+			n->next = *due;
+			*due = i;
+		} else {
+			wheel_place(t, w, i, when); /* lands on a lower level */
+		}
+		i = next;
 	}
-	if (l)
-		w->expired_min = timer_node_of(l)->when_ms;
-	while (l) {
-		struct timer_link *next = l->next;
-
-		link_append(&w->expired, l);
-		l = next;
-	}
-	return fired;
 }
 
 static size_t wheel_advance(struct jw_timer *t, uint64_t now_ms, timer_fire_fn fire, void *arg)
@@ -207,29 +185,43 @@ static size_t wheel_advance(struct jw_timer *t, uint64_t now_ms, timer_fire_fn f
 	struct wheel *w = t->impl;
 	size_t fired = 0;
 
-	if (!link_empty(&w->expired))
-		fired += wheel_fire_expired(t, w, now_ms, fire, arg);
-	while (w->levels) {
-		unsigned level = (unsigned)__builtin_ctz(w->levels);
-		unsigned slot = (unsigned)__builtin_ctzll(w->bitmap[level]);
-		uint64_t start = wheel_slot_start(w->now, level, slot);
-		struct timer_link due;
+	for (;;) {
+		unsigned level = 0, slot = 0;
+		uint64_t at = UINT64_MAX, start = UINT64_MAX;
+		uint32_t due = TIMER_NIL;
+		bool any = false;
 
-		if (start > now_ms)
+		if (w->levels) {
+			level = (unsigned)__builtin_ctz(w->levels);
+			slot = (unsigned)__builtin_ctzll(w->bitmap[level]);
+			at = start = wheel_slot_start(w->now, level, slot);
+			any = true;
+		}
+		if (w->far.len > 0 && w->far.v[0].when <= at) {
+			at = w->far.v[0].when;
+			any = true;
+		}
+		if (!any || at > now_ms)
 			break;
-		w->now = start;
-		link_move(&w->slots[level][slot], &due);
-		wheel_clear_bit(w, level, slot);
-		while (!link_empty(&due)) {
-			struct timer_node *n = timer_node_of(due.next);
+		if (w->levels && start == at) {
+			w->now = start;
+			wheel_empty_slot(t, w, level, slot, &due);
+		}
+		/* Far timers due at the same instant join the same sort. */
+		while (w->far.len > 0 && w->far.v[0].when == at) {
+			uint32_t i = w->far.v[0].node;
 
-			link_unlink(&n->link);
-			if (n->when_ms == start) {
-				timer_expire(t, n, fire, arg);
-				fired++;
-			} else {
-				wheel_place(w, n); /* lands on a lower level */
-			}
+			timer_far_pop(&w->far, &t->pool);
+			wnode(t, i)->next = due;
+			due = i;
+			timer_far_clean(&w->far, t);
+		}
+		for (due = chain_sort(t, due); due != TIMER_NIL;) {
+			uint32_t next = wnode(t, due)->next;
+
+			timer_expire(t, due, at, fire, arg);
+			fired++;
+			due = next;
 		}
 	}
 	/* A step backwards keeps the clock: placement must never move back. */
@@ -241,39 +233,76 @@ static size_t wheel_advance(struct jw_timer *t, uint64_t now_ms, timer_fire_fn f
 static uint64_t wheel_next(const struct jw_timer *t)
 {
 	const struct wheel *w = t->impl;
-	unsigned level, slot;
+	uint64_t at = UINT64_MAX;
 
-	if (!link_empty(&w->expired))
-		return w->expired_min;
-	if (!w->levels)
-		return UINT64_MAX;
-	level = (unsigned)__builtin_ctz(w->levels);
-	slot = (unsigned)__builtin_ctzll(w->bitmap[level]);
-	return wheel_slot_start(w->now, level, slot);
+	if (w->levels) {
+		unsigned level = (unsigned)__builtin_ctz(w->levels);
+		unsigned slot = (unsigned)__builtin_ctzll(w->bitmap[level]);
+
+		at = wheel_slot_start(w->now, level, slot);
+	}
+	if (w->far.len > 0 && w->far.v[0].when < at)
+		at = w->far.v[0].when;
+	return at;
 }
 
-static void wheel_insert(struct jw_timer *t, struct timer_node *n)
-{
-	wheel_place(t->impl, n);
-}
-
-static void wheel_remove(struct jw_timer *t, struct timer_node *n)
+static int wheel_insert(struct jw_timer *t, uint32_t i, uint64_t when_ms)
 {
 	struct wheel *w = t->impl;
-	unsigned level, slot;
+	int r;
 
-	link_unlink(&n->link);
-	if (n->pos == WHEEL_EXPIRED) {
-		/* Otherwise expired_min may stay below the true minimum, which
-		 * timer_next() allows; the next advance recomputes it. */
-		if (link_empty(&w->expired))
-			w->expired_min = UINT64_MAX;
-		return;
+	if (wheel_near(w, when_ms)) {
+		wheel_place(t, w, i, when_ms);
+		return 0;
 	}
-	level = (unsigned)(n->pos / WHEEL_SLOTS);
-	slot = (unsigned)(n->pos % WHEEL_SLOTS);
-	if (link_empty(&w->slots[level][slot]))
-		wheel_clear_bit(w, level, slot);
+	r = timer_far_reserve(&w->far);
+	if (r < 0)
+		return r;
+	wnode(t, i)->next = WHEEL_FAR;
+	timer_far_push(&w->far, &t->pool, when_ms, i);
+	return 0;
+}
+
+static bool wheel_armed_at(const struct jw_timer *t, uint32_t i, uint64_t when_ms)
+{
+	const struct wheel *w = t->impl;
+	const struct wheel_node *n = wnode(t, i);
+
+	return n->next != WHEEL_FAR && wheel_near(w, when_ms) && wheel_when(w, n) == when_ms;
+}
+
+static void wheel_killed(struct jw_timer *t, uint32_t i)
+{
+	struct wheel *w = t->impl;
+
+	(void)i;
+	timer_far_clean(&w->far, t);
+}
+
+static void wheel_sweep(struct jw_timer *t)
+{
+	struct wheel *w = t->impl;
+
+	for (unsigned k = 0; k < WHEEL_LEVELS; k++) {
+		for (unsigned s = 0; s < WHEEL_SLOTS; s++) {
+			uint32_t *link = &w->slots[k][s];
+
+			while (*link != TIMER_NIL) {
+				uint32_t i = *link;
+				struct wheel_node *n = wnode(t, i);
+
+				if (timer_node_dead(&n->n)) {
+					*link = n->next;
+					timer_recycle(t, i);
+				} else {
+					link = &n->next;
+				}
+			}
+			if (w->slots[k][s] == TIMER_NIL && (w->bitmap[k] >> s & 1))
+				wheel_clear_bit(w, k, s);
+		}
+	}
+	timer_far_sweep(&w->far, t);
 }
 
 static int wheel_init(struct jw_timer *t, uint64_t now_ms)
@@ -283,27 +312,31 @@ static int wheel_init(struct jw_timer *t, uint64_t now_ms)
 	if (!w)
 		return -ENOMEM;
 	w->now = now_ms;
-	w->expired_min = UINT64_MAX;
-	link_init(&w->expired);
 	for (unsigned k = 0; k < WHEEL_LEVELS; k++)
 		for (unsigned s = 0; s < WHEEL_SLOTS; s++)
-			link_init(&w->slots[k][s]);
+			w->slots[k][s] = TIMER_NIL;
 	t->impl = w;
 	return 0;
 }
 
 static void wheel_fini(struct jw_timer *t)
 {
-	free(t->impl);
+	struct wheel *w = t->impl;
+
+	if (w)
+		timer_far_fini(&w->far);
+	free(w);
 	t->impl = NULL;
 }
 
 const struct timer_ops timer_wheel_ops = {
+	.node_size = sizeof(struct wheel_node),
 	.init = wheel_init,
 	.fini = wheel_fini,
-	.reserve = NULL, /* linking a node never allocates */
 	.insert = wheel_insert,
-	.remove = wheel_remove,
+	.armed_at = wheel_armed_at,
+	.killed = wheel_killed,
+	.sweep = wheel_sweep,
 	.advance = wheel_advance,
 	.next = wheel_next,
 };
