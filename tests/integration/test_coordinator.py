@@ -182,3 +182,35 @@ def test_bad_cron_is_refused_naming_the_field(db, dsn):
         db.execute("SELECT jobwheel.schedule('bad', '0 0 * * 9', 'noop')")
     assert one(db, "SELECT count(*) FROM jobwheel.schedules") == 0
     assert cli(dsn, "schedule", "rm", "bad", check=False).returncode == 1
+
+
+def test_horizon_pages_round_up_and_skip_nothing_within_a_millisecond(db):
+    """scheduled_between() pages: delayed.c continues a full page from its last
+    row's ms. A job in the same millisecond as the n-th row, below it, must
+    not fall between the pages (rounding the ms to nearest once skipped it)."""
+    t = one(db, "SELECT (extract(epoch FROM now()) * 1000)::bigint + 3600000")
+    at = "timestamptz 'epoch' + %s * interval '1 millisecond' + %s * interval '1 microsecond'"
+    ids = {}
+    for name, us in [("x", -500), ("a", 600), ("b", 800), ("c", 2000)]:
+        ids[name] = one(db, f"SELECT jobwheel.enqueue('noop', run_at => {at})", t, us)
+    ms = dict(db.execute("SELECT unnest(ids), unnest(run_at_ms) FROM jobwheel.scheduled_between(%s, %s)",
+                         (t - 10, t + 10)).fetchall())
+    # rounded up, so that a timer never fires before run_at; an exact ms stays itself
+    assert [ms[ids[n]] for n in "xabc"] == [t, t + 1, t + 1, t + 2]
+    since = db.execute("SELECT unnest(ids), unnest(run_at_ms) FROM jobwheel.scheduled_since('1', %s)",
+                       (t + 10,)).fetchall()
+    assert dict(since) == ms
+    # page through two rows at a time as delayed.c does, until a page brings nothing new
+    seen, from_ms = set(), t - 10
+    for _ in range(5):
+        got = db.execute("SELECT unnest(ids), unnest(run_at_ms) FROM jobwheel.scheduled_between(%s, %s, 2)",
+                         (from_ms, t + 10)).fetchall()
+        new = {i for i, _ in got} - seen
+        seen |= new
+        if len(got) < 2 or not new:
+            break
+        from_ms = got[-1][1]
+    assert seen == set(ids.values())
+    # the first page of two rows ends with the whole millisecond of its second row
+    first = db.execute("SELECT ids FROM jobwheel.scheduled_between(%s, %s, 2)", (t - 10, t + 10)).fetchone()[0]
+    assert first == [ids["x"], ids["a"], ids["b"]]

@@ -1,9 +1,11 @@
 # SPDX-License-Identifier: MIT
 """The SQL API of SPEC §5 on a real PostgreSQL: behaviour, bad inputs, fencing."""
+import json
+
 import psycopg
 import pytest
 
-from conftest import one
+from conftest import one, wait_for
 
 
 def count_jobs(db):
@@ -44,6 +46,35 @@ BAD_CALLS = [
     ("SELECT jobwheel.enqueue_batch('[{\"queue\":\"q\"}]')", "jobs[0]", "kind: must be a string"),
     ("SELECT jobwheel.enqueue_batch('[{\"kind\":\"a\",\"unique_key\":\"k\"},{\"kind\":\"B\"}]')",
      "jobs[1]", "kind"),
+    # the set-based path of enqueue_batch names the same problems as enqueue()
+    ("SELECT jobwheel.enqueue_batch('[{\"kind\":\"noop\"}, {\"kind\":\"noop\",\"priority\":\"5\"}]')",
+     "jobs[1]", "priority: must be an integer"),
+    ("SELECT jobwheel.enqueue_batch('[{\"kind\":5}]')", "jobs[0]", "kind: must be a string"),
+    ("SELECT jobwheel.enqueue_batch('[{\"kind\":\"noop\",\"queue\":null}]')", "jobs[0]", "queue"),
+    ("SELECT jobwheel.enqueue_batch('[{\"kind\":\"noop\",\"queue\":7}]')", "jobs[0]", "queue"),
+    ("SELECT jobwheel.enqueue_batch('[{\"kind\":\"noop\",\"delay_ms\":-1}]')", "jobs[0]",
+     "delay_ms: -1 is out of range"),
+    ("SELECT jobwheel.enqueue_batch('[{\"kind\":\"noop\",\"delay_ms\":\"5\"}]')", "jobs[0]",
+     "delay_ms: must be an integer"),
+    ("SELECT jobwheel.enqueue_batch('[{\"kind\":\"noop\",\"timeout_ms\":0}]')", "jobs[0]",
+     "timeout_ms: 0 is out of range"),
+    ("SELECT jobwheel.enqueue_batch('[{\"kind\":\"noop\",\"backoff_base_ms\":3600001}]')", "jobs[0]",
+     "backoff_base_ms"),
+    ("SELECT jobwheel.enqueue_batch('[{\"kind\":\"noop\",\"priority\":3000000000}]')", "jobs[0]",
+     "priority: 3000000000 is out of range"),
+    ("SELECT jobwheel.enqueue_batch('[{\"kind\":\"noop\",\"run_at\":5}]')", "jobs[0]", "run_at: must be"),
+    ("SELECT jobwheel.enqueue_batch('[{\"kind\":\"noop\",\"trigger\":\"sometimes\"}]')", "jobs[0]",
+     "trigger"),
+    ("SELECT jobwheel.enqueue_batch('[{\"kind\":\"noop\",\"depends_on\":5}]')", "jobs[0]",
+     "depends_on: must be an array"),
+    ("SELECT jobwheel.enqueue_batch('[{\"kind\":\"noop\",\"unique_key\":5}]')", "jobs[0]",
+     "unique_key: must be a string"),
+    ("SELECT jobwheel.enqueue_batch('[{\"kind\":\"noop\"}, [1], {\"kind\":\"X\"}]')", "jobs[1]",
+     "must be an object"),
+    ("SELECT jobwheel.enqueue_batch('[{\"kind\":\"a\"}, {\"kind\":\"a\",\"unique_key\":\"u\",\"x\":1}, "
+     "{\"kind\":\"B\"}]')", "jobs[1]", "x: unknown field"),
+    ("SELECT jobwheel.enqueue_batch('[{\"kind\":\"a\",\"unique_key\":\"u\"}, {\"kind\":\"a\"}, "
+     "{\"kind\":\"a\",\"depends_on\":[424242]}]')", "jobs[2]", "unknown parent job 424242"),
     ("SELECT * FROM jobwheel.claim('w', '{default}', 0)", "n", "out of range"),
     ("SELECT * FROM jobwheel.claim('', '{default}', 1)", "worker", "non-empty"),
     ("SELECT jobwheel.cancel(424242)", "id", "job 424242 does not exist"),
@@ -94,6 +125,57 @@ def test_batch_returns_ids_in_order_and_is_all_or_nothing(db):
     with pytest.raises(psycopg.Error, match=r"jobs\[2\]"):
         db.execute("SELECT * FROM jobwheel.enqueue_batch(%s)", ('[{"kind":"a"},{"kind":"b"},{"kind":"C"}]',))
     assert count_jobs(db) == 3
+
+
+def test_batch_mixes_plain_jobs_with_unique_keys_and_dependencies_in_input_order(db):
+    parent = one(db, "SELECT jobwheel.enqueue('noop')")
+    held = one(db, "SELECT jobwheel.enqueue('noop', unique_key => 'k1')")
+    jobs = [{"kind": "a0"}, {"kind": "a1", "unique_key": "k1"}, {"kind": "a2", "queue": "q2"},
+            {"kind": "a3", "depends_on": [parent]}, {"kind": "a4", "depends_on": []},
+            {"kind": "a5", "unique_key": "k2"}, {"kind": "a6", "delay_ms": 60000}]
+    ids = [r[0] for r in db.execute("SELECT * FROM jobwheel.enqueue_batch(%s)", (json.dumps(jobs),))]
+    assert len(ids) == 7 and ids[1] == held
+    rows = {r[0]: r[1:] for r in db.execute(
+        "SELECT id, kind, state, unique_key, depends_on FROM jobwheel.jobs WHERE id = ANY(%s)", (ids,))}
+    assert [rows[i][0] for i in ids] == ["a0", "noop", "a2", "a3", "a4", "a5", "a6"]
+    assert rows[ids[3]][1:] == ("blocked", None, [parent])
+    assert rows[ids[5]][1:3] == ("ready", "k2")
+    assert rows[ids[6]][1] == "scheduled"
+    assert count_jobs(db) == 2 + 6
+
+
+def test_batch_accepts_null_fields_as_defaults(db):
+    job = {"kind": "noop", "payload": {"x": 1}, "priority": None, "max_attempts": None, "timeout_ms": None,
+           "backoff_base_ms": None, "delay_ms": None, "unique_key": None, "depends_on": None, "trigger": None}
+    other = {"kind": "noop", "run_at": None}
+    ids = [r[0] for r in db.execute("SELECT * FROM jobwheel.enqueue_batch(%s)", (json.dumps([job, other]),))]
+    rows = db.execute("SELECT state, queue, priority, max_attempts, timeout_ms, backoff_base_ms, trigger, "
+                      "run_at <= now() FROM jobwheel.jobs WHERE id = ANY(%s)", (ids,)).fetchall()
+    assert rows == [("ready", "default", 0, 4, 300000, 1000, "all_success", True)] * 2
+
+
+def test_big_batch_writes_one_feed_event_wakes_each_queue_once_and_fails_as_a_whole(dsn, db):
+    jobs = [{"kind": "noop", "payload": {"i": i}, "queue": "q%d" % (i % 2)} for i in range(5000)]
+    jobs.append({"kind": "later", "queue": "q9", "delay_ms": 60000})
+    wakes = []
+    with psycopg.connect(dsn, autocommit=True) as listener:
+        listener.add_notify_handler(lambda n: wakes.append(n.payload))
+        listener.execute("LISTEN jobwheel_wake")
+        ids = [r[0] for r in db.execute("SELECT * FROM jobwheel.enqueue_batch(%s)", (json.dumps(jobs),))]
+        db.execute("SELECT jobwheel.enqueue('noop', queue => 'last')")  # its NOTIFY comes after the batch's
+        wait_for(lambda: listener.execute("SELECT 1") and "last" in wakes, what="the NOTIFY of queue last")
+    assert sorted(wakes) == ["last", "q0", "q1"]  # one per queue with ready jobs; none for the delayed one
+    assert ids == sorted(ids) and len(set(ids)) == 5001
+    got = db.execute("SELECT id, payload->'i', queue FROM jobwheel.jobs ORDER BY id").fetchall()
+    assert [r[1] for r in got[:5000]] == list(range(5000)) and got[5000][2] == "q9"
+    feed = db.execute("SELECT data::text FROM jobwheel.events WHERE type = 'jobs' ORDER BY id LIMIT 1").fetchall()
+    assert len(feed) == 1 and [e[0] for e in json.loads(feed[0][0])] == ids
+    # one bad job deep in a batch: named, and nothing of the batch is left
+    bad = jobs[:4000] + [{"kind": "noop", "queue": "Bad Queue"}] + jobs[:10]
+    with pytest.raises(psycopg.Error, match=r"jobs\[4000\]: jobwheel: queue: \"Bad Queue\" is not a valid name"):
+        db.execute("SELECT * FROM jobwheel.enqueue_batch(%s)", (json.dumps(bad),))
+    assert count_jobs(db) == 5002
+    assert one(db, "SELECT count(*) FROM jobwheel.events WHERE type = 'jobs'") == 2
 
 
 def test_batch_with_unique_keys_dedupes_within_and_across_batches(db):
