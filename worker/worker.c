@@ -65,6 +65,7 @@ struct worker {
 
 	ev_prepare tick;
 	ev_timer poll;
+	ev_timer trail; /* the claim that follows each wake-up (on_trail) */
 	ev_timer heartbeat;
 	ev_timer watchdog;
 	ev_timer grace;
@@ -408,6 +409,7 @@ void worker_drain(struct worker *w)
 	sdnotify_stopping();
 	w->phase = PHASE_DRAINING;
 	ev_timer_stop(w->loop, &w->poll);
+	ev_timer_stop(w->loop, &w->trail);
 	query_or_log(w, "SELECT jobwheel.set_worker_state($1, 'stopping')", 1, params, "marking the worker stopping");
 	ev_timer_set(&w->grace, (double)w->cfg->worker_shutdown_grace_ms / 1000.0, 0);
 	ev_timer_start(w->loop, &w->grace);
@@ -434,6 +436,21 @@ static void on_poll(struct ev_loop *loop, ev_timer *t, int revents)
 	/* Fallback for a missed wake-up, and for delayed jobs and retries when
 	 * no coordinator runs: make due jobs ready, then look for work. */
 	query_or_log(w, "SELECT jobwheel.promote_due(1000)", 0, NULL, "promoting due jobs");
+	w->more_work = true;
+}
+
+/* Producers notify a queue at most once per 10 ms (jobwheel._wake): a job
+ * enqueued just after a wake-up sends none, and the claim that wake-up
+ * caused may have run before that job committed. So every wake-up is
+ * followed by one more claim 20 ms later, when the producers that skipped
+ * their notification in the window have committed. */
+#define WAKE_TRAIL_S 0.020
+
+static void on_trail(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct worker *w = container_of(t, struct worker, trail);
+
+	ev_timer_stop(loop, t);
 	w->more_work = true;
 }
 
@@ -547,6 +564,7 @@ static void on_notify(struct pgconn *db, const char *channel, const char *payloa
 		w->more_work = true;
 		if (claiming(w))
 			w->claim_again = true;
+		ev_timer_again(w->loop, &w->trail); /* 20 ms after the latest wake-up */
 	} else if (strcmp(channel, "jobwheel_cancel") == 0) {
 		struct job *job = find_job(w, strtoll(payload, NULL, 10));
 		if (job) {
@@ -601,6 +619,7 @@ struct worker *worker_new(struct ev_loop *loop, struct config *cfg, char **queue
 	}
 	ev_prepare_init(&w->tick, on_tick);
 	ev_timer_init(&w->poll, on_poll, 0, (double)cfg->worker_poll_ms / 1000.0);
+	ev_timer_init(&w->trail, on_trail, 0, WAKE_TRAIL_S);
 	ev_timer_init(&w->heartbeat, on_heartbeat, 0, (double)cfg->worker_heartbeat_ms / 1000.0);
 	ev_timer_init(&w->grace, grace_over, 0, 0);
 	int64_t wd = sdnotify_watchdog_ms();
@@ -637,6 +656,7 @@ void worker_free(struct worker *w)
 		job_abort(w, w->jobs);
 	ev_prepare_stop(w->loop, &w->tick);
 	ev_timer_stop(w->loop, &w->poll);
+	ev_timer_stop(w->loop, &w->trail);
 	ev_timer_stop(w->loop, &w->heartbeat);
 	ev_timer_stop(w->loop, &w->watchdog);
 	ev_timer_stop(w->loop, &w->grace);
