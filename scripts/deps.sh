@@ -12,6 +12,8 @@ JW_PACKAGES=(
 # ask Debian for it when there is none.
 JW_BROWSER_PACKAGES=(chromium)
 command -v npm >/dev/null 2>&1 || JW_BROWSER_PACKAGES+=(nodejs npm)
+# bench/run: pgbench comes with postgresql-15; HTTP load from wrk, plots from gnuplot.
+JW_BENCH_PACKAGES=(wrk gnuplot-nox)
 
 jw_install_deps() {
 	local missing=() p
