@@ -13,7 +13,8 @@ from suite import WORKLOADS  # noqa: E402
 
 # workload -> systems that must have reported at least one figure
 EXPECTED = {
-    "drain": {"jobwheel", "graphile-worker 0.18.0", "pg-boss 10.4.2", "raw SQL limit (pgbench)"},
+    "drain": {"jobwheel", "graphile-worker 0.18.0", "pg-boss 10.4.2", "raw SQL limit (pgbench)",
+              "raw SQL limit, delete (pgbench)"},
     "pickup": {"jobwheel", "graphile-worker 0.18.0"},
     "delayed": {"jobwheel (wheel)", "jobwheel (heap)", "graphile-worker 0.18.0"},
     "steady": {"jobwheel", "graphile-worker 0.18.0"},
@@ -25,7 +26,7 @@ EXPECTED = {
 
 
 def test_short_mode_measures_every_workload(pg, tmp_path):
-    assert set(EXPECTED) == set(WORKLOADS)
+    assert set(EXPECTED) | {"rawsql"} == set(WORKLOADS)  # rawsql reports under drain, next to ours
     out = tmp_path / "results"
     r = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "run"), "--short", "--reps", "1",
                         "--server", pg.dsn("").rstrip("/"), "--out", str(out)],
