@@ -19,7 +19,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BUILD = os.environ.get("JW_BUILD_DIR", os.path.join(ROOT, "build"))
 PEERS = os.path.join(ROOT, "bench", "peers")          # npm install of the peers (not committed)
 PEER_SCRIPTS = os.path.join(ROOT, "bench", "peer-scripts")
-SHARED_PEERS = os.path.join(ROOT, "..", "shared", "peers")
 PG_BIN = "/usr/lib/postgresql/15/bin"
 # No stray JOBWHEEL_* settings, and never a host's /etc/jobwheel/jobwheel.conf.
 ENV = {**{k: v for k, v in os.environ.items() if not k.startswith("JOBWHEEL_")}, "JOBWHEEL_CONFIG": "/dev/null"}
@@ -132,13 +131,10 @@ class Bench:
     # ---------------------------------------------------------------- peers
 
     def peer(self, script, url, **env):
-        """Runs a peer's node script (from bench/peer-scripts or ../shared/peers)
+        """Runs a peer's node script (from bench/peer-scripts)
         on url; returns the last JSON line it printed, as a dict."""
         self.install_peers()
-        src = os.path.join(PEER_SCRIPTS, script)
-        if not os.path.exists(src):
-            src = os.path.join(SHARED_PEERS, script)
-        shutil.copy(src, PEERS)
+        shutil.copy(os.path.join(PEER_SCRIPTS, script), PEERS)
         out = subprocess.run(["node", script], cwd=PEERS, capture_output=True, text=True,
                              env={**os.environ, "DATABASE_URL": url, **{k: str(v) for k, v in env.items()}})
         lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
