@@ -178,6 +178,24 @@ def test_big_batch_writes_one_feed_event_wakes_each_queue_once_and_fails_as_a_wh
     assert one(db, "SELECT count(*) FROM jobwheel.events WHERE type = 'jobs'") == 2
 
 
+def test_a_session_promotes_a_burst_after_a_single_job_in_linear_time(dsn, db):
+    # The feed trigger's plan is cached with the row counts of its first use
+    # in a session; a one-row promotion must not leave a plan that compares
+    # every row of a 30 000-job burst with every other (minutes, rows locked).
+    n = 30000
+    with psycopg.connect(dsn, autocommit=True) as setup:  # its big update plans in its own session
+        setup.execute("SELECT count(*) FROM jobwheel.enqueue_batch((SELECT jsonb_agg(jsonb_build_object("
+                      "'kind', 'noop', 'run_at', now() + interval '1 hour')) FROM generate_series(0, %s)))", (n,))
+        setup.execute("UPDATE jobwheel.jobs SET run_at = now() - interval '1 s'")
+    first, *burst = [r[0] for r in db.execute("SELECT id FROM jobwheel.jobs ORDER BY id")]
+    db.execute("SELECT * FROM jobwheel.promote_ids(%s)", ([first],))
+    db.execute("SET statement_timeout = '20s'")
+    assert db.execute("SELECT * FROM jobwheel.promote_ids(%s)", (burst,)).fetchall() == []
+    assert one(db, "SELECT count(*) FROM jobwheel.jobs WHERE state = 'ready'") == n + 1
+    changes = json.loads(one(db, "SELECT data::text FROM jobwheel.events WHERE type = 'jobs' ORDER BY id DESC LIMIT 1"))
+    assert sorted(c[0] for c in changes) == burst and {(c[3], c[8]) for c in changes} == {("ready", "scheduled")}
+
+
 def test_batch_with_unique_keys_dedupes_within_and_across_batches(db):
     first = one(db, "SELECT jobwheel.enqueue('noop', unique_key => 'k1')")
     ids = [r[0] for r in db.execute(

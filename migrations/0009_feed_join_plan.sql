@@ -1,0 +1,11 @@
+-- SPDX-License-Identifier: MIT
+-- The feed trigger joins its transition tables with a hash join, always.
+--
+-- PL/pgSQL plans the trigger's statement once per session, with the row
+-- counts of the first statement that fires it. After a one-row update that
+-- plan is a nested loop, and the session keeps it: a later promotion of
+-- 40 000 due jobs then compared every new row with every old one (4 * 10^8
+-- comparisons read back from a spilled tuplestore, minutes while the rows
+-- stay locked). Without nested loops the cached plan is a hash (or merge)
+-- join, linear at any size and as cheap at one row.
+ALTER FUNCTION jobwheel._feed_updated() SET enable_nestloop = off;
