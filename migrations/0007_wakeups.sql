@@ -7,9 +7,9 @@
 -- NOTIFY (8 producers, durable commits). Now a queue is notified at most
 -- once per 10 ms (SPEC: "at most one wake-up NOTIFY per queue per 10 ms,
 -- whatever the enqueue rate"); a wake-up reaches every worker of the queue,
--- which claims at once and once more 20 ms later (worker.c), and that
--- second claim picks up the jobs whose producers skipped their NOTIFY in the
--- window and committed since. A job whose transaction stays open longer is
+-- which claims at once and twice more, 5 and 12 ms later (worker.c), and
+-- those trailing claims pick up the jobs whose producers skipped their
+-- NOTIFY in the window and committed since. A job whose transaction stays open longer is
 -- found by the next wake-up or the worker's fallback poll (worker.poll_ms).
 
 -- When each queue was last notified. UNLOGGED: no WAL for a row rewritten

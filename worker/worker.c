@@ -65,7 +65,8 @@ struct worker {
 
 	ev_prepare tick;
 	ev_timer poll;
-	ev_timer trail; /* the claim that follows each wake-up (on_trail) */
+	ev_timer trail; /* the claims that follow each wake-up (on_trail) */
+	int trail_step;
 	ev_timer heartbeat;
 	ev_timer watchdog;
 	ev_timer grace;
@@ -440,11 +441,14 @@ static void on_poll(struct ev_loop *loop, ev_timer *t, int revents)
 }
 
 /* Producers notify a queue at most once per 10 ms (jobwheel._wake): a job
- * enqueued just after a wake-up sends none, and the claim that wake-up
+ * made ready just after a wake-up sends none, and the claim that wake-up
  * caused may have run before that job committed. So every wake-up is
- * followed by one more claim 20 ms later, when the producers that skipped
- * their notification in the window have committed. */
-#define WAKE_TRAIL_S 0.020
+ * followed by two more claims, 5 and 12 ms later: a job whose producer
+ * skipped its notification in the first half of the window is started by
+ * the first, one in the second half by the second (its producer has
+ * committed by then), so none waits more than about 7 ms for want of a
+ * wake-up. (A later wake-up starts the schedule again, and claims itself.) */
+static const double wake_trail_s[] = { 0.005, 0.007 };
 
 static void on_trail(struct ev_loop *loop, ev_timer *t, int revents)
 {
@@ -452,6 +456,19 @@ static void on_trail(struct ev_loop *loop, ev_timer *t, int revents)
 
 	ev_timer_stop(loop, t);
 	w->more_work = true;
+	if (++w->trail_step < (int)ARRAY_SIZE(wake_trail_s)) {
+		ev_timer_set(t, wake_trail_s[w->trail_step], 0);
+		ev_timer_start(loop, t);
+	}
+}
+
+/* Starts the trailing claims of a wake-up over. */
+static void trail_restart(struct worker *w)
+{
+	ev_timer_stop(w->loop, &w->trail);
+	w->trail_step = 0;
+	ev_timer_set(&w->trail, wake_trail_s[0], 0);
+	ev_timer_start(w->loop, &w->trail);
 }
 
 static void heartbeat_done(struct pgconn *db, PGresult *res, void *arg)
@@ -564,7 +581,7 @@ static void on_notify(struct pgconn *db, const char *channel, const char *payloa
 		w->more_work = true;
 		if (claiming(w))
 			w->claim_again = true;
-		ev_timer_again(w->loop, &w->trail); /* 20 ms after the latest wake-up */
+		trail_restart(w);
 	} else if (strcmp(channel, "jobwheel_cancel") == 0) {
 		struct job *job = find_job(w, strtoll(payload, NULL, 10));
 		if (job) {
@@ -619,7 +636,7 @@ struct worker *worker_new(struct ev_loop *loop, struct config *cfg, char **queue
 	}
 	ev_prepare_init(&w->tick, on_tick);
 	ev_timer_init(&w->poll, on_poll, 0, (double)cfg->worker_poll_ms / 1000.0);
-	ev_timer_init(&w->trail, on_trail, 0, WAKE_TRAIL_S);
+	ev_timer_init(&w->trail, on_trail, 0, 0);
 	ev_timer_init(&w->heartbeat, on_heartbeat, 0, (double)cfg->worker_heartbeat_ms / 1000.0);
 	ev_timer_init(&w->grace, grace_over, 0, 0);
 	int64_t wd = sdnotify_watchdog_ms();
