@@ -139,8 +139,8 @@ def plots(results, out_dir):
                 v = by_workers[w]
                 f.write(f"{w} {statistics.median(v)} {min(v)} {max(v)}\n")
         refs = [(s, statistics.median(r["value"] for r in rs)) for (w, fig), systems in _groups(results).items()
-                if w == "drain" and (fig == "drain 10^5 jobs" or s.startswith("raw SQL"))
-                for s, rs in systems.items() if s != "jobwheel"]
+                for s, rs in systems.items()
+                if w == "drain" and s != "jobwheel" and (fig == "drain 10^5 jobs" or s.startswith("raw SQL"))]
         lines = "".join(f", {v} with lines dt 2 lw 2 title '{s} (median)'" for s, v in refs)
         _gnuplot("set output 'drain-workers.png'\nset title 'Drain throughput, 10^5 no-op jobs'\n"
                  "set xlabel 'jobwheel worker processes (256 slots each)'\nset ylabel 'jobs/s'\nset grid\n"
