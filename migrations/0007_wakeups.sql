@@ -9,8 +9,9 @@
 -- whatever the enqueue rate"); a wake-up reaches every worker of the queue,
 -- which claims at once and twice more, 5 and 12 ms later (worker.c), and
 -- those trailing claims pick up the jobs whose producers skipped their
--- NOTIFY in the window and committed since. A job whose transaction stays open longer is
--- found by the next wake-up or the worker's fallback poll (worker.poll_ms).
+-- NOTIFY in the window and committed since. A job whose transaction stays
+-- open longer is found by the next wake-up or the worker's fallback poll
+-- (worker.poll_ms).
 
 -- When each queue was last notified. UNLOGGED: no WAL for a row rewritten
 -- up to 100 times a second; after a crash it is empty, and the first

@@ -448,16 +448,15 @@ static void on_poll(struct ev_loop *loop, ev_timer *t, int revents)
  * the first, one in the second half by the second (its producer has
  * committed by then), so none waits more than about 7 ms for want of a
  * wake-up. (A later wake-up starts the schedule again, and claims itself.) */
-static const double wake_trail_s[] = { 0.005, 0.007 };
+static const double wake_trail_gap_s[] = { 0.005, 0.007 }; /* 5 ms, then 5 + 7 = 12 ms */
 
 static void on_trail(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct worker *w = container_of(t, struct worker, trail);
 
-	ev_timer_stop(loop, t);
 	w->more_work = true;
-	if (++w->trail_step < (int)ARRAY_SIZE(wake_trail_s)) {
-		ev_timer_set(t, wake_trail_s[w->trail_step], 0);
+	if (++w->trail_step < (int)ARRAY_SIZE(wake_trail_gap_s)) {
+		ev_timer_set(t, wake_trail_gap_s[w->trail_step], 0);
 		ev_timer_start(loop, t);
 	}
 }
@@ -467,7 +466,7 @@ static void trail_restart(struct worker *w)
 {
 	ev_timer_stop(w->loop, &w->trail);
 	w->trail_step = 0;
-	ev_timer_set(&w->trail, wake_trail_s[0], 0);
+	ev_timer_set(&w->trail, wake_trail_gap_s[0], 0);
 	ev_timer_start(w->loop, &w->trail);
 }
 
