@@ -38,7 +38,12 @@ def test_short_mode_measures_every_workload(pg, tmp_path):
         assert systems <= seen, f"{workload}: no figures from {sorted(systems - seen)}"
     for x in results:
         v = x["value"]
-        assert (min(v["p50"], v["p99"], v["max"]) >= 0 and v["n"] > 0) if isinstance(v, dict) else v > 0, x
+        if isinstance(v, dict):
+            assert min(v["p50"], v["p99"], v["max"]) >= 0 and v["n"] > 0, x
+        elif x["figure"] == "drop":  # a short hold may cost nothing: noise can make it negative
+            assert isinstance(v, (int, float)) and -100 < v <= 100, x
+        else:
+            assert v > 0, x
     summary = (out / "summary.md").read_text()
     assert "## drain: drain 2·10^4 jobs" in summary and "jobwheel / graphile-worker 0.18.0" in summary
     assert (out / "pickup-cdf.png").stat().st_size > 0 and (out / "delayed-cdf.png").stat().st_size > 0
