@@ -51,6 +51,8 @@ def _ratios(systems):
             if other in ours:
                 continue
             if isinstance(rs[0]["value"], dict):
+                if other.startswith("raw SQL"):
+                    continue  # a floor, not a rival: see _limit_ratios
                 for key in ("p50", "p99"):
                     a = statistics.median(r["value"][key] for r in rs)
                     m = statistics.median(r["value"][key] for r in my_rs)
@@ -65,7 +67,7 @@ def _ratios(systems):
 
 
 def _limit_ratios(groups):
-    """jobwheel's drain against the raw-SQL limit measured with pgbench."""
+    """jobwheel against the raw-SQL limits: drain throughput (pgbench), pickup latency (bench/pickup_floor.c)."""
     lines = []
     limits = {(f, s): rs for (w, f), systems in groups.items() if w == "drain"
               for s, rs in systems.items() if s.startswith("raw SQL")}
@@ -75,6 +77,14 @@ def _limit_ratios(groups):
         lim = statistics.median(r["value"] for r in lrs)
         for f, rs in drains.items():
             lines.append(f"- jobwheel {f} / {limit} = **{statistics.median(r['value'] for r in rs) / lim:.0%}**")
+    pickup = {s: rs for (w, _), systems in groups.items() if w == "pickup" for s, rs in systems.items()}
+    for floor, frs in pickup.items():
+        if floor.startswith("raw SQL") and "jobwheel" in pickup:
+            for key in ("p50", "p99"):
+                lim = statistics.median(r["value"][key] for r in frs)
+                ours = statistics.median(r["value"][key] for r in pickup["jobwheel"])
+                lines.append(f"- jobwheel pickup {key} {_fmt(ours)} ms = {floor} {_fmt(lim)} ms "
+                             f"**{ours - lim:+.2f} ms**")
     return lines
 
 
@@ -123,7 +133,8 @@ def plots(results, out_dir):
         log("bench: gnuplot is not installed: no plots")
         return
     _cdf(out_dir, "pickup-cdf.png", "Pickup latency on an idle system (enqueue -> start)",
-         [("pickup_jobwheel.txt", "jobwheel"), ("pickup_graphile-worker.txt", "graphile-worker 0.18.0")])
+         [("pickup_jobwheel.txt", "jobwheel"), ("pickup_graphile-worker.txt", "graphile-worker 0.18.0"),
+         ("pickup_floor.txt", "raw SQL floor")])
     _cdf(out_dir, "delayed-cdf.png", "Delayed jobs: lateness (run\\_at -> start)",
          [("delayed_wheel.txt", "jobwheel, timing wheel"), ("delayed_heap.txt", "jobwheel, min-heap"),
           ("delayed_graphile-worker.txt", "graphile-worker 0.18.0 (polls)")], "lateness (ms)")

@@ -15,7 +15,7 @@ from suite import WORKLOADS  # noqa: E402
 EXPECTED = {
     "drain": {"jobwheel", "graphile-worker 0.18.0", "pg-boss 10.4.2", "raw SQL limit (pgbench)",
               "raw SQL limit, delete (pgbench)"},
-    "pickup": {"jobwheel", "graphile-worker 0.18.0"},
+    "pickup": {"jobwheel", "graphile-worker 0.18.0", "raw SQL floor (C: INSERT+NOTIFY, LISTEN, UPDATE)"},
     "delayed": {"jobwheel (wheel)", "jobwheel (heap)", "graphile-worker 0.18.0"},
     "steady": {"jobwheel", "graphile-worker 0.18.0"},
     "enqueue": {"jobwheel", "jobwheel.enqueue without NOTIFY", "jobwheel, plain INSERT", "graphile-worker 0.18.0"},
