@@ -14,6 +14,9 @@ JW_BROWSER_PACKAGES=(chromium)
 command -v npm >/dev/null 2>&1 || JW_BROWSER_PACKAGES+=(nodejs npm)
 # bench/run: pgbench comes with postgresql-15; HTTP load from wrk, plots from gnuplot.
 JW_BENCH_PACKAGES=(wrk gnuplot-nox)
+# Deployment tests: systemd-analyze verify on the units, nginx with a
+# self-signed certificate in front of the gateway, hosts in network namespaces.
+JW_DEPLOY_PACKAGES=(systemd nginx openssl iproute2)
 
 jw_install_deps() {
 	local missing=() p
@@ -25,5 +28,17 @@ jw_install_deps() {
 	local sudo=()
 	[ "$(id -u)" -eq 0 ] || sudo=(sudo)
 	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
-	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+	# Packages must not start their services here (nginx on port 80, the
+	# distribution's PostgreSQL): the tests start their own. policy-rc.d
+	# exit 101 tells invoke-rc.d "not allowed"; one already there is kept.
+	local policy=/usr/sbin/policy-rc.d own_policy=
+	if [ ! -e "$policy" ]; then
+		printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+		"${sudo[@]}" chmod 755 "$policy"
+		own_policy=1
+	fi
+	local rc=0
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" || rc=$?
+	[ -z "$own_policy" ] || "${sudo[@]}" rm -f "$policy"
+	return $rc
 }
