@@ -44,10 +44,15 @@ struct http_conn {
 	bool close_after;    /* no keep-alive: close once the response is out */
 	bool gone;           /* the client went away while busy */
 	bool timing;         /* the request timer runs (a request has begun) */
+	bool linger;         /* after the response: read and drop input until EOF (conn_linger) */
 };
 
 static void conn_close(struct http_conn *c);
 static void conn_process(struct http_conn *c);
+static void conn_linger(struct http_conn *c);
+
+/* How long an error response waits for the client to stop sending. */
+#define LINGER_S 2.0
 
 static void conn_arm_timer(struct http_conn *c, double seconds)
 {
@@ -98,10 +103,42 @@ static bool conn_flush(struct http_conn *c)
 	strbuf_reset(&c->out);
 	c->out_off = 0;
 	if (c->close_after) {
-		conn_close(c);
+		if (c->linger)
+			conn_linger(c);
+		else
+			conn_close(c);
 		return false;
 	}
 	return true;
+}
+
+/* An error answered before the request was read (a body over the limit,
+ * malformed HTTP) leaves the client still sending. Closing at once would
+ * make the kernel reset the connection, and a reset discards the answer
+ * before the client reads it (a proxy shows 502 instead of 413). So: end
+ * our side, drop what still comes, close at EOF or after LINGER_S. */
+static void conn_linger(struct http_conn *c)
+{
+	shutdown(c->fd, SHUT_WR);
+	conn_watch(c, EV_READ);
+	conn_arm_timer(c, LINGER_S);
+}
+
+static void conn_drain(struct http_conn *c)
+{
+	char scratch[16384];
+
+	for (;;) {
+		ssize_t n = recv(c->fd, scratch, sizeof(scratch), 0);
+		if (n > 0)
+			continue;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		conn_close(c); /* EOF or error */
+		return;
+	}
 }
 
 const char *http_reason(int status)
@@ -153,6 +190,7 @@ static void conn_fail(struct http_conn *c, int status, const char *code, const c
 	int n = snprintf(body, sizeof(body), "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code, message);
 
 	c->close_after = true;
+	c->linger = true;
 	conn_watch(c, 0);
 	append_response(c, status, "application/json", body, (size_t)n, NULL);
 	conn_flush(c);
@@ -243,6 +281,10 @@ static void on_conn_io(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct http_conn *c = container_of(w, struct http_conn, io);
 
+	if (c->linger && c->out.len == 0) {
+		conn_drain(c);
+		return;
+	}
 	if (revents & EV_WRITE) {
 		if (conn_flush(c) && c->out.len == 0 && !c->busy)
 			conn_process(c);
@@ -302,7 +344,7 @@ static void on_conn_timer(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct http_conn *c = container_of(t, struct http_conn, timer);
 
-	if (c->rp.started && !c->busy && c->out.len == 0)
+	if (c->rp.started && !c->busy && c->out.len == 0 && !c->linger)
 		conn_fail(c, 408, "timeout", "request not received in time");
 	else
 		conn_close(c);

@@ -68,6 +68,9 @@ struct worker {
 	ev_timer trail; /* the claims that follow each wake-up (on_trail) */
 	int trail_step;
 	ev_timer heartbeat;
+	bool heartbeat_out;    /* a heartbeat is in flight, sent at heartbeat_sent */
+	double heartbeat_sent;
+	ev_timer lease_guard;  /* on_lease_guard */
 	ev_timer watchdog;
 	ev_timer grace;
 };
@@ -179,6 +182,45 @@ static void start_job(struct worker *w, PGresult *res, int row)
 	}
 }
 
+/* ----------------------------------------------------------- lease guard */
+
+/* How long after a heartbeat is sent the database surely still holds every
+ * job this worker runs: a lease past half its length was renewed by it, a
+ * younger one has half or more left (jobwheel.heartbeat), and the worker
+ * counts as lost 3 heartbeats later. Minus a margin. */
+static double held_for_s(const struct config *cfg)
+{
+	double lease = (double)cfg->worker_lease_ms / 2000.0, lost = 3.0 * (double)cfg->worker_heartbeat_ms / 1000.0;
+	double held = lease < lost ? lease : lost;
+
+	return held * 0.95;
+}
+
+/* No heartbeat came back in time (the database is unreachable, or the
+ * network to it is cut and TCP has not noticed): the leases of the running
+ * jobs may have expired and the jobs be running again elsewhere. Give them
+ * up now, reporting nothing, so that no job ever runs twice at once. */
+static void on_lease_guard(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct worker *w = container_of(t, struct worker, lease_guard);
+
+	if (!w->jobs)
+		return;
+	log_warn("no heartbeat confirmed for %.1f s: giving up %d running job(s), which may be reclaimed "
+		 "(leases of %lld ms)", held_for_s(w->cfg), w->running, (long long)w->cfg->worker_lease_ms);
+	while (w->jobs)
+		job_abort(w, w->jobs);
+}
+
+/* The jobs were confirmed ours at `confirmed_at` (ev_now time): give them up
+ * if nothing confirms them again in time. */
+static void lease_guard_arm(struct worker *w, double confirmed_at)
+{
+	ev_timer_stop(w->loop, &w->lease_guard);
+	ev_timer_set(&w->lease_guard, confirmed_at + held_for_s(w->cfg) - ev_now(w->loop), 0);
+	ev_timer_start(w->loop, &w->lease_guard);
+}
+
 /* ------------------------------------------------------- claim and report */
 
 static bool claiming(const struct worker *w)
@@ -203,6 +245,10 @@ static void claim_done(struct pgconn *db, PGresult *res, void *arg)
 	n = PQntuples(res);
 	for (int i = 0; i < n; i++)
 		start_job(w, res, i);
+	/* Fresh leases: until the next heartbeat, they count from now (the
+	 * round trip of the claim is far below the margin of held_for_s). */
+	if (n > 0 && !ev_is_active(&w->lease_guard))
+		lease_guard_arm(w, ev_now(w->loop));
 	/* A full batch means there may be more; so does a wake-up during the claim. */
 	w->more_work = w->more_work || w->claim_again || n == asked;
 	w->claim_again = false;
@@ -474,12 +520,14 @@ static void heartbeat_done(struct pgconn *db, PGresult *res, void *arg)
 {
 	struct worker *w = arg;
 
+	w->heartbeat_out = false;
 	if (!res)
 		return;
 	if (!pgconn_result_ok(res)) {
 		log_error("heartbeat failed: %s", PQresultErrorMessage(res));
 		return;
 	}
+	lease_guard_arm(w, w->heartbeat_sent);
 	/* Jobs the database says we no longer hold: cancelled while we were
 	 * disconnected, or reclaimed after our lease ran out. */
 	for (int i = 0; i < PQntuples(res); i++) {
@@ -498,7 +546,7 @@ static void on_heartbeat(struct ev_loop *loop, ev_timer *t, int revents)
 	char lease[24];
 	const char *params[3] = { w->id, NULL, lease };
 
-	if (!pgconn_is_connected(w->db))
+	if (!pgconn_is_connected(w->db) || w->heartbeat_out)
 		return;
 	pgarray_begin(&w->heartbeat_ids);
 	for (struct job *j = w->jobs; j; j = j->next)
@@ -506,7 +554,11 @@ static void on_heartbeat(struct ev_loop *loop, ev_timer *t, int revents)
 	pgarray_end(&w->heartbeat_ids);
 	params[1] = strbuf_str(&w->heartbeat_ids);
 	snprintf(lease, sizeof(lease), "%lld", (long long)w->cfg->worker_lease_ms);
-	pgconn_query(w->db, "SELECT * FROM jobwheel.heartbeat($1, $2::bigint[], $3)", 3, params, heartbeat_done, w);
+	if (pgconn_query(w->db, "SELECT * FROM jobwheel.heartbeat($1, $2::bigint[], $3)", 3, params, heartbeat_done,
+			 w) == 0) {
+		w->heartbeat_out = true;
+		w->heartbeat_sent = ev_now(loop);
+	}
 	/* Until the coordinator exists everywhere, workers also reclaim
 	 * expired leases (of crashed workers); SKIP LOCKED keeps them apart. */
 	query_or_log(w, "SELECT jobwheel.expire_leases(1000)", 0, NULL, "expiring leases");
@@ -637,6 +689,7 @@ struct worker *worker_new(struct ev_loop *loop, struct config *cfg, char **queue
 	ev_timer_init(&w->poll, on_poll, 0, (double)cfg->worker_poll_ms / 1000.0);
 	ev_timer_init(&w->trail, on_trail, 0, 0);
 	ev_timer_init(&w->heartbeat, on_heartbeat, 0, (double)cfg->worker_heartbeat_ms / 1000.0);
+	ev_timer_init(&w->lease_guard, on_lease_guard, 0, 0);
 	ev_timer_init(&w->grace, grace_over, 0, 0);
 	int64_t wd = sdnotify_watchdog_ms();
 	ev_timer_init(&w->watchdog, on_watchdog, 0, wd > 0 ? (double)wd / 2000.0 : 0);
@@ -674,6 +727,7 @@ void worker_free(struct worker *w)
 	ev_timer_stop(w->loop, &w->poll);
 	ev_timer_stop(w->loop, &w->trail);
 	ev_timer_stop(w->loop, &w->heartbeat);
+	ev_timer_stop(w->loop, &w->lease_guard);
 	ev_timer_stop(w->loop, &w->watchdog);
 	ev_timer_stop(w->loop, &w->grace);
 	pgconn_free(w->db);

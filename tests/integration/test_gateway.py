@@ -852,6 +852,21 @@ def test_a_chunked_body_is_read_and_one_over_max_body_is_413(gateways, db):
     assert written(db) == before
 
 
+def test_a_client_still_sending_a_body_over_max_body_reads_the_413(gateways, db):
+    """The answer comes before the body is read. Closing at once would reset
+    the connection while the client still sends, and the reset discards the
+    413 on its way (behind nginx: a 502). The gateway drains instead."""
+    gw = gateways.start(gateway__max_body="2KiB")
+    before = written(db)
+    body = b'{"kind": "a", "payload": {"pad": "' + b"z" * (4 << 20) + b'"}}'
+    with connect(gw) as s:
+        s.sendall(b"POST /api/jobs HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        status, _, answer, _ = recv_response(s)
+    assert_error(status, json.loads(answer), 413, "too_large")
+    assert written(db) == before
+
+
 def test_headers_over_max_header_are_431(gateways, db):
     gw = gateways.start(gateway__max_header="4KiB")
     status, value, _ = gw.request("GET", "/api/jobs", headers={"X-Pad": "p" * 3000})

@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: MIT
 """jobwheel-worker against a real PostgreSQL: running, retrying, dead-lettering,
 cancelling, draining, surviving crashes and a database restart."""
+import os
 import signal
 import time
+from datetime import datetime
 
 import psycopg
 
@@ -142,6 +144,33 @@ def test_killed_worker_job_is_retried_after_its_lease(db, workers):
     wait_state(db, job, "succeeded", timeout=15)
     row = db.execute("SELECT attempt, last_error FROM jobwheel.jobs WHERE id = %s", (job,)).fetchone()
     assert row == (2, f"lease expired (worker {victim.name})")
+
+
+def test_a_worker_cut_off_from_the_database_gives_its_job_up_before_the_lease_expires(db, workers):
+    """The database stops answering this worker (its session is frozen, as
+    when the network to it is cut and TCP has not noticed yet). Its job's
+    lease runs out and another worker runs the job again: by then the first
+    worker must have stopped it, or the job would run twice at once."""
+    cut = workers.start(concurrency=1, worker__lease_ms=2000, **FAST)
+    job = enqueue(db, "sleep", '{"ms": 6000}', backoff_base_ms=10)
+    wait_state(db, job, "running")
+    session = one(db, "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                      "AND application_name = 'jobwheel-worker'")
+    os.kill(session, signal.SIGSTOP)
+    try:
+        other = workers.start(**FAST)  # its heartbeat reclaims expired leases
+        wait_state(db, job, "succeeded", timeout=20)
+        attempt, worker, started = db.execute(
+            "SELECT attempt, worker, started_at FROM jobwheel.jobs WHERE id = %s", (job,)).fetchone()
+        assert (attempt, worker) == (2, other.name)
+        gave_up = wait_for(lambda: [line for line in cut.output().splitlines() if "giving up 1 running job" in line],
+                           what="the cut-off worker to give its job up")
+        at = datetime.fromisoformat(gave_up[0].split()[0].replace("Z", "+00:00"))
+        assert at < started, f"attempt 2 started at {started}, the first still ran until {at}"
+        assert f"job {job} (sleep) attempt 1 succeeded" not in cut.output()
+    finally:
+        os.kill(session, signal.SIGCONT)
+    assert cut.proc.poll() is None, cut.output()
 
 
 def test_sigterm_lets_running_jobs_finish(db, workers):
