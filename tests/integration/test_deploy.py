@@ -63,6 +63,7 @@ def test_install_puts_binaries_migrations_web_assets_units_and_config_in_place(t
         assert r.returncode == 0 and r.stdout.strip(), f"{b} --version: {r.returncode} {r.stderr}"
     shipped = sorted(f for f in os.listdir(os.path.join(ROOT, "migrations")) if f.endswith(".sql"))
     assert sorted(os.listdir(tree.path("share", "jobwheel", "migrations"))) == shipped
+    assert os.path.isfile(tree.path("share", "jobwheel", "sql", "roles.sql"))
     web = tree.path("share", "jobwheel", "web")
     assert {"index.html", "app.js"} <= set(os.listdir(web))
     # The installed gateway serves the installed assets by default.
