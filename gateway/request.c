@@ -92,12 +92,28 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
 	return 0;
 }
 
+/* Whether s[0..n) holds a control character other than HTAB. */
+static bool has_ctl(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (((unsigned char)s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f)
+			return true;
+	return false;
+}
+
 static int on_header_value(http_parser *p, const char *at, size_t n)
 {
 	struct request_parser *c = conn_of(p);
 
 	if (header_budget(c, n) < 0)
 		return -1;
+	/* http-parser checks every byte of a value but the first: a NUL there
+	 * would cut the value short (RFC 9110 §5.5: reject). */
+	if (has_ctl(at, n)) {
+		c->error_status = 400;
+		c->error = "control character in a header value";
+		return -1;
+	}
 	c->value_seen = true;
 	strbuf_append(&c->value, at, n);
 	return 0;

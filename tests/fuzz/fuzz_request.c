@@ -2,7 +2,8 @@
 /* Fuzz target: bytes from a client, as the gateway reads them. The first
  * byte sets the read size (to exercise requests split anywhere); each whole
  * request goes through routing, query parameter decoding and, with a body,
- * the JSON parser and the job, batch and workflow validators. */
+ * the JSON parser and the job, batch and workflow validators; the headers
+ * the gateway keeps (Last-Event-ID among them) are checked. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,11 +22,21 @@ static void exercise(const struct http_request *req)
 	char *seg = NULL;
 	cJSON *body = NULL;
 	struct problem p;
+	const char *const headers[] = { req->authorization, req->content_type, req->last_event_id };
 
 	if (api_route_find(req->method, req->path, &seg) >= 0)
 		free(seg);
 	for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++)
 		http_query_param(req->query, params[i], buf, sizeof(buf));
+	/* A header the gateway keeps (Last-Event-ID, ...) is absent, or text
+	 * without control characters but HTAB: not empty, not cut by a NUL. */
+	for (size_t i = 0; i < sizeof(headers) / sizeof(headers[0]); i++) {
+		if (headers[i] && !headers[i][0])
+			abort();
+		for (const char *c = headers[i]; c && *c; c++)
+			if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f)
+				abort();
+	}
 	if (req->body_len && json_parse_object(req->body, req->body_len, 64, &body, err, sizeof(err)) == 0) {
 		validate_job(body, 0, &p);
 		validate_batch(body, 100, &p);

@@ -41,6 +41,9 @@ enum outcome_class classify_transfer(CURLcode code, long status)
 	}
 }
 
+/* Longest delay honoured, in either form: beyond it the value is refused. */
+#define RETRY_AFTER_MAX_S (365LL * 24 * 3600)
+
 static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
 				      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
 
@@ -97,7 +100,7 @@ int retry_after_parse(const char *value, time_t now, int64_t *ret_ms)
 		secs = strtoll(s, &end, 10);
 		while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')
 			end++;
-		if (errno || *end || secs < 0 || secs > 365LL * 24 * 3600)
+		if (errno || *end || secs < 0 || secs > RETRY_AFTER_MAX_S)
 			return -EINVAL;
 		*ret_ms = secs * 1000;
 		return 0;
@@ -111,7 +114,7 @@ int retry_after_parse(const char *value, time_t now, int64_t *ret_ms)
 		while (n > 0 && (buf[n - 1] == ' ' || buf[n - 1] == '\t'))
 			n--;
 		buf[n] = '\0';
-		if (parse_http_date(buf, &when) < 0)
+		if (parse_http_date(buf, &when) < 0 || (when > now && when - now > RETRY_AFTER_MAX_S))
 			return -EINVAL;
 	}
 	*ret_ms = when > now ? (int64_t)(when - now) * 1000 : 0;

@@ -25,7 +25,8 @@ bool classify_status_retryable(long status);
 
 /* Parses a Retry-After value, delay-seconds or an HTTP-date (IMF-fixdate,
  * RFC 850 or asctime), relative to now. Returns 0 and the delay in ms
- * (0 for a date in the past), or -EINVAL. */
+ * (0 for a date in the past), or -EINVAL (also for a delay of over a year,
+ * in either form). */
 int retry_after_parse(const char *value, time_t now, int64_t *ret_ms);
 
 #endif
