@@ -73,6 +73,7 @@ void static_serve(const char *web_root, struct http_request *req)
 	close(fd);
 	http_respond(req, 200, content_type(name), buf, (size_t)got,
 		     "Cache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\n"
-		     "Content-Security-Policy: default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'\r\n");
+		     "Content-Security-Policy: default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline';"
+		     " frame-ancestors 'none'; base-uri 'none'; form-action 'self'\r\n");
 	free(buf);
 }
