@@ -4,6 +4,7 @@
  * client costs a cursor, never a copy or a wait for the others. A client
  * that falls out of the ring, or past its job-event budget, skips events
  * and is told how many with a `dropped` notice. */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -450,7 +451,9 @@ static bool parse_filters(struct call *call, struct sse_client *c, uint64_t *ret
 		const char *text = rc > 0 ? buf : call->req->last_event_id;
 		errno = 0;
 		v = (int64_t)strtoull(text, &end, 10);
-		if (!*text || *end || errno || text[0] == '-') {
+		/* Digits only: strtoull would also take spaces, '+' and a '-'
+		 * that wraps around. */
+		if (!isdigit((unsigned char)text[0]) || *end || errno) {
 			call_error(call, 400, "bad_request", "last_event_id",
 				   "Last-Event-ID: \"%.32s\" is not an event id of this stream", text);
 			return false;

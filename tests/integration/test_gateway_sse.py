@@ -579,6 +579,10 @@ def test_events_need_a_token_once_tokens_exist_and_take_access_token(dsn, gatewa
     ("job=0", None, "job"),
     ("workflow_id=x", None, "workflow_id"),
     ("last_event_id=abc", None, "last_event_id"),
+    ("last_event_id=%2B5", None, "last_event_id"),
+    ("last_event_id=%20-1", None, "last_event_id"),
+    ("last_event_id=-1", None, "last_event_id"),
+    ("", {"Last-Event-ID": "+5"}, "last_event_id"),
     ("", {"Last-Event-ID": "abc"}, "last_event_id"),
     ("foo=1", None, None),
 ])
