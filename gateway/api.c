@@ -53,8 +53,29 @@ static const struct route routes[] = {
 
 /* ---------------------------------------------------------------- answers */
 
+static struct call *call_new(struct gateway *gw, struct http_request *req)
+{
+	struct call *call = calloc(1, sizeof(*call));
+
+	if (!call)
+		return NULL;
+	call->gw = gw;
+	call->req = req;
+	call->next_call = gw->calls;
+	if (gw->calls)
+		gw->calls->prev = call;
+	gw->calls = call;
+	return call;
+}
+
 void call_finish(struct call *call)
 {
+	if (call->prev)
+		call->prev->next_call = call->next_call;
+	else
+		call->gw->calls = call->next_call;
+	if (call->next_call)
+		call->next_call->prev = call->prev;
 	cJSON_Delete(call->body);
 	free(call->seg);
 	free(call);
@@ -428,13 +449,11 @@ void api_handle(struct http_request *req, void *arg)
 		} else if (req->method == HTTP_GET && !strcmp(req->path, "/metrics")) {
 			metrics_serve(gw, req);
 		} else if (req->method == HTTP_GET && !strcmp(req->path, "/readyz")) {
-			call = calloc(1, sizeof(*call));
+			call = call_new(gw, req);
 			if (!call) {
 				http_respond(req, 500, NULL, "", 0, NULL);
 				return;
 			}
-			call->gw = gw;
-			call->req = req;
 			call_sql(call, "SELECT 1", 0, NULL, on_ready);
 		} else if (req->method == HTTP_GET) {
 			static_serve(gw->cfg->gateway_web_root, req);
@@ -446,15 +465,12 @@ void api_handle(struct http_request *req, void *arg)
 	i = api_route_find(req->method, req->path, &seg);
 	if (i >= 0) {
 		const struct route *r = &routes[i];
-		call = calloc(1, sizeof(*call));
-		if (!call || (strchr(r->pattern, '{') && !seg)) {
-			free(call);
+		call = strchr(r->pattern, '{') && !seg ? NULL : call_new(gw, req);
+		if (!call) {
 			free(seg);
 			http_respond(req, 500, NULL, "", 0, NULL);
 			return;
 		}
-		call->gw = gw;
-		call->req = req;
 		call->handler = r->fn;
 		call->seg = seg;
 		if (r->takes_id) {
@@ -476,4 +492,10 @@ void api_handle(struct http_request *req, void *arg)
 		reply_error(req, 405, "method_not_allowed", NULL, "method not allowed for this route", allow);
 	} else
 		reply_error(req, 404, "not_found", NULL, "no such route", NULL);
+}
+
+void api_free_calls(struct gateway *gw)
+{
+	while (gw->calls)
+		call_finish(gw->calls);
 }

@@ -28,6 +28,7 @@ struct call {
 	int64_t id;       /* seg as a job/workflow id, when the route takes one */
 	cJSON *body;      /* the parsed body, for routes that take one */
 	call_result_fn next;
+	struct call *prev, *next_call; /* in gw->calls */
 };
 
 /* The http_handler_fn of the gateway: static files, health, metrics, API. */
@@ -40,6 +41,10 @@ int api_route_find(int method, const char *path, char **ret_seg);
 
 /* Frees a call whose request was handed over (http_detach). */
 void call_finish(struct call *call);
+
+/* At exit: frees the calls still waiting for the database (their requests
+ * are not answered; the server is going away). */
+void api_free_calls(struct gateway *gw);
 
 /* Answers and frees the call. */
 void call_reply(struct call *call, int status, const char *json, size_t len);

@@ -15,6 +15,7 @@ struct gateway {
 	struct feed *feed;           /* change feed reader (own connection) */
 	struct sse *sse;             /* SSE clients and the event ring */
 	struct metrics *metrics;     /* counters fed by the feed */
+	struct call *calls;          /* API calls in flight (api.c), freed at exit */
 };
 
 #endif

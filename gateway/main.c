@@ -206,11 +206,12 @@ int main(int argc, char **argv)
 	ev_run(gw->loop, 0);
 	rc = 0;
 out:
+	sse_free(gw->sse); /* closing a stream tells gw->http: free that last */
 	http_server_free(gw->http);
-	sse_free(gw->sse);
 	metrics_free(gw->metrics);
 	feed_free(gw->feed);
-	db_pool_free(gw->db);
+	db_pool_free(gw->db); /* drops the queries of the calls in flight: */
+	api_free_calls(gw);
 	config_free(&cfg);
 	return rc;
 }

@@ -24,6 +24,48 @@ GATEWAY = os.path.join(BUILD, "gateway", "jobwheel-gateway")
 WEB_ROOT = os.path.join(ROOT, "gateway", "web")
 
 
+def _sanitized_build():
+    """Whether BUILD was configured with -Db_sanitize (ASan/UBSan)."""
+    try:
+        with open(os.path.join(BUILD, "meson-info", "intro-buildoptions.json")) as f:
+            options = json.load(f)
+    except (OSError, ValueError):
+        return False
+    value = next((o["value"] for o in options if o["name"] == "b_sanitize"), "none")
+    return value not in ("none", "", [], ["none"])
+
+
+# Under a sanitizer build every ASan/UBSan/LSan report of every process goes to
+# SANITIZER_DIR/report.<pid>; a test during which a report appears fails, so a
+# leak at exit or an error in a child whose log nobody reads is not missed.
+SANITIZER_DIR = None
+if _sanitized_build():
+    SANITIZER_DIR = tempfile.mkdtemp(prefix="jw-sanitizer-")
+    for _var in ("ASAN_OPTIONS", "UBSAN_OPTIONS"):
+        _opts = os.environ.get(_var, "")
+        if "log_path=" not in _opts:
+            os.environ[_var] = (_opts + ":" if _opts else "") + "log_path=" + os.path.join(SANITIZER_DIR, "report")
+_sanitizer_seen = set()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if SANITIZER_DIR is not None and not os.listdir(SANITIZER_DIR):
+        os.rmdir(SANITIZER_DIR)
+
+
+@pytest.fixture(autouse=True)
+def sanitizer_reports():
+    """Fails the test if a sanitizer reported anything since the last check."""
+    yield
+    if SANITIZER_DIR is None:
+        return
+    new = sorted(set(os.listdir(SANITIZER_DIR)) - _sanitizer_seen)
+    _sanitizer_seen.update(new)
+    if new:
+        reports = "\n".join(open(os.path.join(SANITIZER_DIR, n), errors="replace").read() for n in new)
+        pytest.fail(f"sanitizer report(s) in {SANITIZER_DIR}: {', '.join(new)}\n{reports}", pytrace=False)
+
+
 def wait_for(predicate, timeout=10.0, interval=0.02, what="condition"):
     """Polls predicate until it returns a truthy value; fails after timeout."""
     deadline = time.monotonic() + timeout
@@ -154,12 +196,13 @@ def job_errors(conn, job_id):
 class Proc:
     """A jobwheel process (worker or coordinator) with its log kept for the test report.
     Settings: concurrency=4 sets worker.concurrency, email__failure_rate=1 sets email.failure_rate;
-    env={"NAME": "value"} adds variables to the process's environment."""
+    env={"NAME": "value"} adds variables to the process's environment;
+    wrapper=["valgrind", ...] runs the binary under that command (same pid)."""
 
-    def __init__(self, binary, dsn, tmp_path, *args, env=None, **settings):
+    def __init__(self, binary, dsn, tmp_path, *args, env=None, wrapper=None, **settings):
         self.dsn = dsn
         self.log_path = tmp_path / f"{os.path.basename(binary)}-{id(self)}.log"
-        cmd = [binary, "--set", "database.url=" + dsn, "--log-level", "debug"]
+        cmd = list(wrapper or []) + [binary, "--set", "database.url=" + dsn, "--log-level", "debug"]
         for key, value in settings.items():
             key = key.replace("__", ".") if "__" in key else "worker." + key
             cmd += ["--set", f"{key}={value}"]
@@ -173,6 +216,18 @@ class Proc:
 
     def wait(self, timeout=30):
         return self.proc.wait(timeout)
+
+    def stop_gracefully(self, timeout=5):
+        """SIGTERM (drain), then a second SIGTERM (force): the process runs its exit path,
+        so a sanitizer build reports leaks at shutdown. The caller kills what is left."""
+        for _ in range(2):
+            if self.proc.poll() is not None:
+                return
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
 
     def kill(self):
         if self.proc.poll() is None:
@@ -274,6 +329,8 @@ def _processes(cls, dsn, db, tmp_path):
 
     yield Factory()
     for p in started:
+        if SANITIZER_DIR is not None:
+            p.stop_gracefully()
         p.kill()
 
 
