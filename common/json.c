@@ -24,12 +24,32 @@ int json_depth(const cJSON *v)
 	return deepest + 1;
 }
 
+/* The offset of the first \u0000 escape in s, or -1. (Backslashes occur
+ * only in strings in valid JSON; each escapes the character after it.) */
+static ptrdiff_t nul_escape(const char *s, size_t len)
+{
+	for (size_t i = 0; i + 1 < len; i++) {
+		if (s[i] != '\\')
+			continue;
+		if (s[i + 1] == 'u' && i + 6 <= len && memcmp(s + i + 2, "0000", 4) == 0)
+			return (ptrdiff_t)i;
+		i++;
+	}
+	return -1;
+}
+
 int json_parse_object(const char *s, size_t len, int max_depth, cJSON **ret_obj, char *err, size_t errlen)
 {
-	/* A NUL inside would end the text early for cJSON and for libpq. */
+	/* A NUL inside would end the text early for cJSON and for libpq; an
+	 * escaped one would end the decoded string early (and jsonb refuses it). */
 	const char *end = memchr(s, '\0', len);
-	cJSON *v = end ? NULL : cJSON_ParseWithLengthOpts(s, len, &end, 0);
+	ptrdiff_t escaped = end ? -1 : nul_escape(s, len);
+	cJSON *v = end || escaped >= 0 ? NULL : cJSON_ParseWithLengthOpts(s, len, &end, 0);
 
+	if (escaped >= 0) {
+		snprintf(err, errlen, "\\u0000 at offset %td: strings cannot hold a NUL character", escaped);
+		return -EINVAL;
+	}
 	if (!v) {
 		snprintf(err, errlen, "not valid JSON at offset %td", end ? end - s : (ptrdiff_t)0);
 		return -EINVAL;

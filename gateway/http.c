@@ -373,10 +373,12 @@ static void conn_close(struct http_conn *c)
 
 static void refuse(int fd)
 {
-	static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-				   "Content-Length: 75\r\nConnection: close\r\n\r\n"
-				   "{\"error\":{\"code\":\"unavailable\",\"message\":\"too many open connections\"}}\n";
-	(void)!send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	static const char body[] = "{\"error\":{\"code\":\"unavailable\",\"message\":\"too many open connections\"}}\n";
+	char busy[256];
+	int n = snprintf(busy, sizeof(busy), "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+			 "Content-Length: %zu\r\nConnection: close\r\n\r\n%s", sizeof(body) - 1, body);
+
+	(void)!send(fd, busy, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
 	close(fd);
 }
 

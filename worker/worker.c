@@ -56,6 +56,7 @@ struct worker {
 	/* Up to two claims in flight, one per connection: asked[0] on db,
 	 * asked[1] on claim_db (0 = none); their slots are reserved. */
 	int asked[2];
+	double asked_at[2]; /* when each was sent (ev_now) */
 	bool more_work;   /* the last claim was full, or a wake-up came */
 	bool claim_again; /* a wake-up came while a claim was in flight */
 
@@ -231,7 +232,8 @@ static bool claiming(const struct worker *w)
 static void claim_done(struct pgconn *db, PGresult *res, void *arg)
 {
 	struct worker *w = arg;
-	int *slot = &w->asked[db == w->db ? 0 : 1], asked = *slot, n;
+	int i = db == w->db ? 0 : 1, *slot = &w->asked[i], asked = *slot, n;
+	double sent = w->asked_at[i];
 
 	*slot = 0;
 	if (!res) {
@@ -243,12 +245,19 @@ static void claim_done(struct pgconn *db, PGresult *res, void *arg)
 		return; /* the poll timer tries again */
 	}
 	n = PQntuples(res);
-	for (int i = 0; i < n; i++)
-		start_job(w, res, i);
-	/* Fresh leases: until the next heartbeat, they count from now (the
-	 * round trip of the claim is far below the margin of held_for_s). */
+	/* An answer that took longer than the leases surely last (the worker
+	 * was frozen, the network slow): the jobs may be running elsewhere by
+	 * now. Leave them to expire and be retried rather than run them twice. */
+	if (n > 0 && ev_now(w->loop) - sent >= held_for_s(w->cfg)) {
+		log_warn("a claim of %d job(s) was answered after %.1f s: not starting them (their leases may have "
+			 "expired)", n, ev_now(w->loop) - sent);
+		return;
+	}
+	for (int k = 0; k < n; k++)
+		start_job(w, res, k);
+	/* Fresh leases, counted from when the claim was sent. */
 	if (n > 0 && !ev_is_active(&w->lease_guard))
-		lease_guard_arm(w, ev_now(w->loop));
+		lease_guard_arm(w, sent);
 	/* A full batch means there may be more; so does a wake-up during the claim. */
 	w->more_work = w->more_work || w->claim_again || n == asked;
 	w->claim_again = false;
@@ -335,6 +344,7 @@ static void report_and_claim(struct worker *w)
 		}
 		w->reporting = true;
 		w->asked[0] = want;
+		w->asked_at[0] = ev_now(w->loop);
 		w->more_work = false;
 		return;
 	}
@@ -349,6 +359,7 @@ static void report_and_claim(struct worker *w)
 	if (db && pgconn_query(db, "SELECT " CLAIM_COLUMNS " FROM jobwheel.claim($1, $2::text[], $3, $4)", 4,
 			       claim_params, claim_done, w) == 0) {
 		*slot = want;
+		w->asked_at[slot - w->asked] = ev_now(w->loop);
 		w->more_work = false;
 	}
 }
