@@ -15,8 +15,9 @@ command -v npm >/dev/null 2>&1 || JW_BROWSER_PACKAGES+=(nodejs npm)
 # bench/run: pgbench comes with postgresql-15; HTTP load from wrk, plots from gnuplot.
 JW_BENCH_PACKAGES=(wrk gnuplot-nox)
 # Deployment tests: systemd-analyze verify on the units, nginx with a
-# self-signed certificate in front of the gateway, hosts in network namespaces.
-JW_DEPLOY_PACKAGES=(systemd nginx openssl iproute2)
+# self-signed certificate in front of the gateway, hosts in network namespaces;
+# valgrind memcheck of the worker and the gateway.
+JW_DEPLOY_PACKAGES=(systemd nginx openssl iproute2 valgrind)
 
 jw_install_deps() {
 	local missing=() p
