@@ -283,7 +283,6 @@ INFINITE_RUN_AT = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the SQL API stores run_at = +/-infinity (REST refuses it)")
 @pytest.mark.parametrize("sql", INFINITE_RUN_AT)
 def test_an_infinite_run_at_through_sql_is_refused_naming_the_field(db, sql):
     before = one(db, "SELECT count(*) FROM jobwheel.jobs")
@@ -293,29 +292,6 @@ def test_an_infinite_run_at_through_sql_is_refused_naming_the_field(db, sql):
         assert "run_at" in str(err.value), str(err.value)
     finally:
         assert one(db, "SELECT count(*) FROM jobwheel.jobs") == before
-
-
-@pytest.mark.xfail(strict=True, reason="BUG: a job with run_at = -infinity makes every claim of its queue fail "
-                   "(_feed_updated: cannot subtract infinite timestamps); GET /api/queues answers 400")
-def test_a_job_with_run_at_minus_infinity_does_not_stop_its_queue(gateways, workers, db):
-    one(db, "SELECT jobwheel.enqueue('noop', run_at => '-infinity')")
-    w = workers.start()
-    gw = gateways.start()
-    job = one(db, "SELECT jobwheel.enqueue('noop')")
-    try:
-        wait_state(db, job, "succeeded", timeout=5)
-    finally:
-        print(w.output()[-1500:])
-    assert gw.get("/api/queues")[0] == 200
-
-
-@pytest.mark.xfail(strict=True, reason="BUG: GET /api/queues answers 400 'cannot subtract infinite timestamps' "
-                   "while a ready job has run_at = -infinity")
-def test_queue_stats_with_a_job_at_run_at_minus_infinity_answer_200(gateways, db):
-    one(db, "SELECT jobwheel.enqueue('noop', run_at => '-infinity')")
-    gw = gateways.start()
-    status, value = gw.get("/api/queues")
-    assert status == 200, value
 
 
 # ---------------------------------------------------------------- HTTP smuggling
