@@ -54,9 +54,24 @@ static struct strbuf *wanted_header(struct request_parser *c)
 	}
 }
 
-static void header_done(struct request_parser *c)
+/* A whole header has been read: keep what the gateway needs; refuse what
+ * could frame the message differently here and in a proxy before us. */
+static int header_done(struct request_parser *c)
 {
 	const char *f = strbuf_str(&c->field);
+
+	/* "Content-Length : 5" (RFC 9112 §5.1: MUST be 400). */
+	if (strpbrk(f, " \t")) {
+		c->error_status = 400;
+		c->error = "whitespace in a header name";
+		return -1;
+	}
+	/* Only chunked is decoded; a body in another coding is not JSON. */
+	if (!strcasecmp(f, "transfer-encoding") && strcasecmp(strbuf_str(&c->value), "chunked") != 0) {
+		c->error_status = 400;
+		c->error = "Transfer-Encoding other than chunked";
+		return -1;
+	}
 
 	if (!strcasecmp(f, "authorization"))
 		c->hdr = HDR_AUTHORIZATION;
@@ -78,6 +93,7 @@ static void header_done(struct request_parser *c)
 	strbuf_reset(&c->field);
 	strbuf_reset(&c->value);
 	c->value_seen = false;
+	return 0;
 }
 
 static int on_header_field(http_parser *p, const char *at, size_t n)
@@ -86,8 +102,8 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
 
 	if (header_budget(c, n) < 0)
 		return -1;
-	if (c->value_seen)
-		header_done(c);
+	if (c->value_seen && header_done(c) < 0)
+		return -1;
 	strbuf_append(&c->field, at, n);
 	return 0;
 }
@@ -123,8 +139,8 @@ static int on_headers_complete(http_parser *p)
 {
 	struct request_parser *c = conn_of(p);
 
-	if (c->value_seen)
-		header_done(c);
+	if (c->value_seen && header_done(c) < 0)
+		return -1;
 	if (p->content_length != ULLONG_MAX && p->content_length > c->max_body) {
 		c->error_status = 413;
 		c->error = "request body exceeds gateway.max_body";
