@@ -384,15 +384,18 @@ def test_slow_body_gets_408_and_writes_nothing(gateways, db):
     assert written(db) == before
 
 
-def read_until_closed(gw):
+def read_to_eof(sock):
+    """Everything the server sends until it closes (socket.timeout if it does not)."""
     data = b""
+    while chunk := sock.recv(4096):
+        data += chunk
+    return data
+
+
+def read_until_closed(gw):
     with connect(gw) as s:
         s.settimeout(5)
-        while True:
-            chunk = s.recv(4096)
-            if not chunk:
-                return data
-            data += chunk
+        return read_to_eof(s)
 
 
 def test_the_503_beyond_max_connections_is_well_framed(gateways, db):
@@ -412,16 +415,24 @@ def test_the_503_beyond_max_connections_is_well_framed(gateways, db):
 
 def test_idle_connections_beyond_max_connections_get_503_and_are_closed_after_idle_timeout(gateways, db):
     """10 000 idle connections do not fit a 2-core test box with other tests;
-    the same limit is exercised with gateway.max_connections=50."""
+    the same limit is exercised with gateway.max_connections=50. (The
+    gateway's readiness probe may still hold a slot for a moment, so of 51
+    clients one or two are refused.)"""
     gw = gateways.start(gateway__max_connections=50, gateway__idle_timeout_ms=1000)
-    socks = [connect(gw) for _ in range(50)]
+    socks = [connect(gw) for _ in range(51)]
     try:
-        data = read_until_closed(gw)
-        assert data.startswith(b"HTTP/1.1 503 "), data
-        assert b'"code":"unavailable"' in data and b"too many open connections" in data, data
-        # The idle ones are closed after gateway.idle_timeout_ms; then new clients get in.
+        answers = []
         for s in socks:
-            assert closed_by_peer(s, timeout=5)
+            s.settimeout(5)
+            answers.append(read_to_eof(s))
+        refused = [a for a in answers if a]
+        assert 1 <= len(refused) <= 2, answers
+        for data in refused:
+            assert data.startswith(b"HTTP/1.1 503 "), data
+            assert b'"code":"unavailable"' in data and b"too many open connections" in data, data
+        # The admitted ones, idle, were closed after gateway.idle_timeout_ms
+        # without a byte (read_to_eof would have timed out otherwise); then
+        # new clients get in.
         wait_for(lambda: gw.get("/healthz")[0] == 200, what="a free slot")
     finally:
         for s in socks:
