@@ -40,6 +40,7 @@ import psycopg
 import pytest
 
 from conftest import CLI, COORDINATOR, GATEWAY, WEB_ROOT, WORKER, Postgres, clean_env, cli, one, wait_for
+from netns import free_subnet, run
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip"),
                                 reason="needs root and iproute2 (ip) for network namespaces")
@@ -57,24 +58,6 @@ COORD_SETTINGS = {"worker.lease_ms": LEASE_MS, "worker.heartbeat_ms": HEARTBEAT_
 LIBPQ_TCP = "keepalives_idle=1&keepalives_interval=1&keepalives_count=3&tcp_user_timeout=3000"
 PG_PORT, GW_PORT = 5432, 8080  # each host is a namespace of its own: no port can be taken
 HOSTS = {"db": 2, "w1": 11, "w2": 12, "ca": 21, "cb": 22, "gw": 31}  # last octet on the bridge; the test is .1
-
-
-def run(*args, check=True):
-    r = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if check and r.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} exited {r.returncode}: {r.stderr.strip()}")
-    return r
-
-
-def free_subnet():
-    """A private /24 that no interface of the machine uses, from our pid."""
-    used = run("ip", "-4", "-o", "addr", "show").stdout + run("ip", "-4", "route", "show").stdout
-    for i in range(64):
-        n = (os.getpid() + i * 7919) % 64000
-        prefix = f"10.{200 + n // 1000 % 50}.{n % 250 + 1}"
-        if not re.search(rf"(^|\s){re.escape(prefix)}\.", used, re.M):
-            return prefix
-    pytest.fail("no free 10.x.y.0/24 subnet for the test bridge")
 
 
 class HostProc:
