@@ -36,7 +36,7 @@ import psycopg  # noqa: E402
 
 from cluster import (COORD_SETTINGS, GATEWAY_LOGIN, LIBPQ_TCP, N_COORDS, N_WORKERS, OWNER,  # noqa: E402
                      WORKER_LOGIN, WORKER_SETTINGS, Counter, DurablePostgres, Proc, WorkerHost)
-from conftest import COORDINATOR, GATEWAY, WEB_ROOT, WORKER, free_port  # noqa: E402
+from conftest import COORDINATOR, GATEWAY, WEB_ROOT, WORKER, free_port, wait_for  # noqa: E402
 from faults import Faults  # noqa: E402
 from verify import Verify  # noqa: E402
 from workload import Workload  # noqa: E402
@@ -81,7 +81,8 @@ class Chaos(Workload, Faults, Verify):
     # -------------------------------------------------------------- database
 
     def connect(self, dsn=None, timeout=60):
-        """As the superuser (who checks), unless dsn says otherwise."""
+        """As the superuser (who checks), unless dsn says otherwise; retried
+        while PostgreSQL restarts."""
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -123,17 +124,11 @@ class Chaos(Workload, Faults, Verify):
         return p
 
     def wait_registered(self, p, table, timeout=30):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def registered():
             if not p.alive():
                 raise RuntimeError(f"{p.role} exited early:\n{p.output()[-2000:]}")
-            try:
-                if self.q(f"SELECT 1 FROM jobwheel.{table} WHERE pid = %s", p.pid):
-                    return
-            except RuntimeError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"{p.role} {p.pid} did not register in {table}")
+            return self.q(f"SELECT 1 FROM jobwheel.{table} WHERE pid = %s", p.pid)
+        wait_for(registered, timeout, 0.05, f"{p.role} {p.pid} to register in {table}")
 
     # ------------------------------------------------------------------- run
 
@@ -193,29 +188,26 @@ class Chaos(Workload, Faults, Verify):
             host.remove()
 
     def wait_gateway(self, gw):
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        def ready():
             if not gw.alive():
                 raise RuntimeError("gateway exited early:\n" + gw.output()[-2000:])
             try:
                 c = http.client.HTTPConnection("127.0.0.1", self.gw_port, timeout=2)
                 c.request("GET", "/readyz")
-                if c.getresponse().status == 200:
-                    return
+                return c.getresponse().status == 200
             except OSError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("gateway not ready")
+                return False
+        wait_for(ready, 30, 0.05, "the gateway to be ready")
 
     def drain(self):
-        """Waits until every job is terminal (or the drain timeout)."""
+        """Waits until every job is terminal (or the drain timeout: verify()
+        then reports the jobs that are not)."""
         start = time.monotonic()
-        timeout = max(90.0, self.args.duration_s)
-        while time.monotonic() - start < timeout:
-            left = self.q("SELECT count(*) FROM jobwheel.jobs WHERE state NOT IN ('succeeded','dead','cancelled')")
-            if left[0][0] == 0:
-                break
-            time.sleep(0.5)
+        left = "SELECT count(*) FROM jobwheel.jobs WHERE state NOT IN ('succeeded','dead','cancelled')"
+        try:
+            wait_for(lambda: self.q(left)[0][0] == 0, max(90.0, self.args.duration_s), 0.5, "every job terminal")
+        except AssertionError:
+            pass
         self.figures["drain_s"] = round(time.monotonic() - start, 2)
 
     def shutdown(self):
