@@ -15,14 +15,7 @@
 
 #include "config.h"
 #include "config_internal.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)            \
-	do {                   \
-		if (!(cond))   \
-			abort(); \
-	} while (0)
+#include "fuzz.h"
 
 /* The worker's flags, so that a binary's own table is parsed too. */
 static const struct cfg_flag flags[] = {

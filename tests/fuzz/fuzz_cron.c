@@ -8,19 +8,12 @@
 #include <time.h>
 
 #include "cron.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 /* Past cron_parse's 256-byte limit, so that the limit is exercised too. */
 #define MAX_INPUT 300
 /* 9000-01-01T00:00:00Z: below it a search never runs into the year-9999 end. */
 #define CALM_MS INT64_C(221845392000000)
-
-#define CHECK(cond)            \
-	do {                   \
-		if (!(cond))   \
-			abort(); \
-	} while (0)
 
 /* The day rule, on gmtime_r's fields: independent of cron.c's calendar. */
 static bool day_matches(const struct cron_expr *e, const struct tm *tm)

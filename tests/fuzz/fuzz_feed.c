@@ -6,8 +6,7 @@
 #include <string.h>
 
 #include "feed.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 static void sink(const struct feed_event *ev, void *arg)
 {

@@ -9,16 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "json.h"
 #include "llm_provider.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)            \
-	do {                   \
-		if (!(cond))   \
-			abort(); \
-	} while (0)
 
 static const struct llm_provider providers[] = {
 	{ .name = "gemini",

@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 /* Corpus entries are small; anything bigger is a mistake, not a test. */
 #define MAX_FILE (1 << 20)

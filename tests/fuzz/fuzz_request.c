@@ -9,11 +9,10 @@
 #include <string.h>
 
 #include "api.h"
+#include "fuzz.h"
 #include "json.h"
 #include "request.h"
 #include "validate.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void exercise(const struct http_request *req)
 {

@@ -9,18 +9,11 @@
 #include <time.h>
 
 #include "classify.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 /* http_client.c copies at most 127 bytes of the value; a few more here. */
 #define MAX_VALUE 200
 #define YEAR_MS   (INT64_C(365) * 24 * 3600 * 1000)
-
-#define CHECK(cond)            \
-	do {                   \
-		if (!(cond))   \
-			abort(); \
-	} while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
