@@ -65,7 +65,9 @@ def test_install_puts_binaries_migrations_web_assets_units_and_config_in_place(t
     assert sorted(os.listdir(tree.path("share", "jobwheel", "migrations"))) == shipped
     assert os.path.isfile(tree.path("share", "jobwheel", "sql", "roles.sql"))
     web = tree.path("share", "jobwheel", "web")
+    # The page and every module it imports (app.js is the entry of a graph of ES modules).
     assert {"index.html", "app.js"} <= set(os.listdir(web))
+    assert set(os.listdir(os.path.join(ROOT, "gateway", "web"))) <= set(os.listdir(web))
     # The installed gateway serves the installed assets by default.
     r = subprocess.run([tree.path("bin", "jobwheel-gateway"), "--print-config"], capture_output=True, text=True,
                        env={"JOBWHEEL_CONFIG": "/dev/null", "PATH": "/usr/bin:/bin"})
