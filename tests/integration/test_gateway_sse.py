@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from conftest import wait_for
-from test_gateway import assert_error, enqueue, enqueue_batch, make_token, metrics, parse_ts
+from gateway_client import assert_error, enqueue, enqueue_batch, make_token, metrics, parse_ts
 
 JOB_EVENT_KEYS = {"id", "queue", "kind", "state", "attempt", "priority", "at"}
 JOB_EVENT_OPTIONAL = {"workflow_id", "error"}
@@ -544,7 +544,7 @@ def test_a_reader_behind_gets_whole_events_between_keepalives_and_notices(gatewa
         chunk = c.sock.recv(2048)
         assert chunk
         c.buf += chunk
-        time.sleep(0.002)
+        time.sleep(0.002)  # deliberately slow: the gateway's writes to c must stall midway
     # Its budget is spent: job events (the marker too, perhaps) give way to
     # dropped notices; every block read so far was whole (the parser checks).
     events = c.until(lambda e: e.event == "dropped", timeout=30, what="a dropped notice")

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from conftest import ROOT, free_port, one, wait_for
-from test_gateway import assert_error, make_token, metrics
+from gateway_client import assert_error, make_token, metrics
 from test_gateway_sse import start as start_live_gateway
 
 NGINX = "/usr/sbin/nginx"

@@ -14,7 +14,7 @@ import pytest
 from psycopg import errors
 
 from conftest import PG_BIN, ROOT, Gateway, Worker, cli, job_errors, one, wait_for, wait_state
-from test_gateway import make_token
+from gateway_client import make_token
 from test_gateway_sse import SSE, wait_live
 
 ROLES_SQL = os.path.join(ROOT, "deploy", "sql", "roles.sql")
