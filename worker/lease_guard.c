@@ -33,6 +33,29 @@ static void on_lease_guard(struct ev_loop *loop, ev_timer *t, int revents)
 		running_abort(w, w->jobs);
 }
 
+/* At the start of every loop pass: a guard that fell due runs before any
+ * other callback of the pass.
+ *
+ * After the process was frozen (SIGSTOP, a paused VM) longer than the
+ * leases last, the first loop pass after it holds every timer and socket
+ * that fell due meanwhile, and libev runs the timers in deadline order: a
+ * handler's timer due before the guard's would finish its job (reported,
+ * and accepted while the database has not reclaimed it) or start an
+ * outbound call, all on a lease that may have expired, before the guard
+ * gave the job up. A check watcher runs once the loop has read the clock
+ * and queued the pass's timers and sockets, and at the highest priority
+ * it runs before any of them; aborting the jobs stops their watchers, and
+ * a stopped watcher's pending callback is dropped. Not covered: a freeze
+ * in the middle of a pass, whose remaining callbacks were queued before
+ * it; the next pass runs the guard. */
+static void on_pass(struct ev_loop *loop, ev_check *c, int revents)
+{
+	struct worker *w = container_of(c, struct worker, lease_check);
+
+	if (ev_clear_pending(loop, &w->lease_guard))
+		on_lease_guard(loop, &w->lease_guard, EV_TIMER);
+}
+
 void lease_guard_arm(struct worker *w, double confirmed_at)
 {
 	ev_timer_stop(w->loop, &w->lease_guard);
@@ -48,9 +71,17 @@ bool lease_guard_armed(const struct worker *w)
 void lease_guard_init(struct worker *w)
 {
 	ev_timer_init(&w->lease_guard, on_lease_guard, 0, 0);
+	ev_check_init(&w->lease_check, on_pass);
+	ev_set_priority(&w->lease_check, EV_MAXPRI);
+}
+
+void lease_guard_start(struct worker *w)
+{
+	ev_check_start(w->loop, &w->lease_check);
 }
 
 void lease_guard_stop(struct worker *w)
 {
+	ev_check_stop(w->loop, &w->lease_check);
 	ev_timer_stop(w->loop, &w->lease_guard);
 }

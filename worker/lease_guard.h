@@ -11,6 +11,7 @@
 struct worker;
 
 void lease_guard_init(struct worker *w);
+void lease_guard_start(struct worker *w);
 void lease_guard_stop(struct worker *w);
 
 /* How long after a heartbeat (or a claim) is sent the database surely still

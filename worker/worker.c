@@ -329,6 +329,7 @@ void worker_start(struct worker *w)
 	ev_prepare_start(w->loop, &w->tick);
 	ev_timer_again(w->loop, &w->poll);
 	heartbeat_start(w);
+	lease_guard_start(w);
 	pgconn_start(w->db);
 	pgconn_start(w->claim_db);
 }

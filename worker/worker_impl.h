@@ -72,6 +72,7 @@ struct worker {
 
 	/* lease_guard.c */
 	ev_timer lease_guard; /* on_lease_guard */
+	ev_check lease_check; /* runs a due lease_guard first in each loop pass */
 };
 
 /* Sends sql on the main connection; a failure is logged, the result ignored.

@@ -173,6 +173,36 @@ def test_a_worker_cut_off_from_the_database_gives_its_job_up_before_the_lease_ex
     assert cut.proc.poll() is None, cut.output()
 
 
+def test_a_frozen_worker_gives_its_job_up_before_the_job_can_finish(db, workers):
+    """The worker itself is frozen (SIGSTOP) past the time its leases surely
+    last, and its job's timer falls due meanwhile. On SIGCONT the first loop
+    pass holds both that timer and the lease guard's, the job's earlier: the
+    guard must still run first, so the job is given up and never reported by
+    this worker. Its lease runs out and the job runs again as attempt 2."""
+    # The guard holds min(6 s / 2, 3 heartbeats) * 0.95 = 2.85 s after a heartbeat
+    # sent up to 1 s before the job started: at least 1.85 s, and the job ends after 1.5 s.
+    frozen = workers.start(concurrency=1, worker__lease_ms=6000, worker__poll_ms=100, worker__heartbeat_ms=1000)
+    job = enqueue(db, "sleep", '{"ms": 1500}', backoff_base_ms=10)
+    wait_state(db, job, "running")
+    frozen.signal(signal.SIGSTOP)
+    try:
+        running_for = one(db, "SELECT extract(epoch FROM now() - started_at) FROM jobwheel.jobs WHERE id = %s", job)
+        assert float(running_for) < 1.3, f"frozen only {running_for} s after the job started: too late to test"
+        # Frozen until the guard surely fell due: 2.85 s after the last heartbeat or the claim, plus a margin.
+        wait_for(lambda: one(db, "SELECT extract(epoch FROM now() - greatest(w.heartbeat_at, j.started_at)) > 3.2 "
+                                 "FROM jobwheel.workers w, jobwheel.jobs j WHERE w.id = %s AND j.id = %s",
+                             frozen.name, job), what="the lease guard's time to pass")
+    finally:
+        frozen.signal(signal.SIGCONT)
+    wait_state(db, job, "succeeded", timeout=20)
+    assert one(db, "SELECT attempt FROM jobwheel.jobs WHERE id = %s", job) == 2, frozen.output()
+    assert one(db, "SELECT error FROM jobwheel.job_errors WHERE job_id = %s AND attempt = 1", job) == \
+        f"lease expired (worker {frozen.name})"
+    assert "giving up 1 running job" in frozen.output()
+    assert f"job {job} (sleep) attempt 1 succeeded" not in frozen.output()
+    assert frozen.proc.poll() is None, frozen.output()
+
+
 def test_sigterm_lets_running_jobs_finish(db, workers):
     w = workers.start(**FAST)
     jobs = [enqueue(db, "sleep", '{"ms": 700}') for _ in range(3)]
