@@ -192,6 +192,8 @@ def test_docker_runtime_stage_installs_every_library_the_binaries_link(tree):
         resolved = dict(re.findall(r"^\s*(\S+) => (/\S+)", subprocess.run(["ldd", path], check=True, capture_output=True,
                                                                           text=True).stdout, re.M))
         for soname in needed:
+            if soname.startswith(("libasan.", "libubsan.", "liblsan.")):
+                continue  # the sanitizer runtimes of an ASan test build; the image builds without
             owner = subprocess.run(["dpkg", "-S", os.path.realpath(resolved[soname])], capture_output=True, text=True)
             if owner.returncode != 0:  # merged /usr: dpkg knows the /lib path
                 owner = subprocess.run(["dpkg", "-S", resolved[soname]], check=True, capture_output=True, text=True)
