@@ -34,10 +34,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 
 import psycopg  # noqa: E402
 
-from cluster import (COORD_SETTINGS, GATEWAY_LOGIN, LIBPQ_TCP, N_COORDS, N_WORKERS, OWNER,  # noqa: E402
+from cluster import (COORD_SETTINGS, GATEWAY_LOGIN, N_COORDS, N_WORKERS, OWNER,  # noqa: E402
                      WORKER_LOGIN, WORKER_SETTINGS, Counter, DurablePostgres, Proc, WorkerHost)
 from conftest import COORDINATOR, GATEWAY, WEB_ROOT, WORKER, free_port, wait_for  # noqa: E402
 from faults import Faults  # noqa: E402
+from netns import LIBPQ_TCP  # noqa: E402
 from verify import Verify  # noqa: E402
 from workload import Workload  # noqa: E402
 
@@ -83,23 +84,22 @@ class Chaos(Workload, Faults, Verify):
     def connect(self, dsn=None, timeout=60):
         """As the superuser (who checks), unless dsn says otherwise; retried
         while PostgreSQL restarts."""
-        deadline = time.monotonic() + timeout
-        while True:
+        def attempt():
             try:
                 return psycopg.connect(dsn or self.dsn, autocommit=True, connect_timeout=3)
             except psycopg.OperationalError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+                return None
+        return wait_for(attempt, timeout, 0.2, "PostgreSQL to accept a connection")
 
     def q(self, sql, *params):
-        for _ in range(100):
+        """The rows of sql, asked again if the connection is lost meanwhile."""
+        def attempt():
             try:
                 with self.connect() as c:
-                    return c.execute(sql, params).fetchall()
+                    return [c.execute(sql, params).fetchall()]  # a list: no rows is an answer too
             except psycopg.OperationalError:
-                time.sleep(0.3)
-        raise RuntimeError("database unreachable")
+                return None
+        return wait_for(attempt, 120, 0.3, "an answer through PostgreSQL restarts")[0]
 
     # ------------------------------------------------------------- processes
 
@@ -154,10 +154,10 @@ class Chaos(Workload, Faults, Verify):
             for s in range(N_WORKERS):
                 self.wait_registered(self.start_worker(s), "workers")
             self.gw_port = free_port()
-            gw = Proc(self.out, "gateway", 0, 0, GATEWAY, self.pg.url(GATEWAY_LOGIN),
-                      {"gateway.web_root": WEB_ROOT}, "--listen", f"127.0.0.1:{self.gw_port}")
-            self.procs.append(gw)
-            self.wait_gateway(gw)
+            self.gateway = Proc(self.out, "gateway", 0, 0, GATEWAY, self.pg.url(GATEWAY_LOGIN),
+                                {"gateway.web_root": WEB_ROOT}, "--listen", f"127.0.0.1:{self.gw_port}")
+            self.procs.append(self.gateway)
+            wait_for(self.gateway_ready, 30, 0.05, "the gateway to be ready")
             self.t0 = time.monotonic()
             plan = self.schedule()
             self.figures["schedule"] = plan
@@ -166,14 +166,14 @@ class Chaos(Workload, Faults, Verify):
             for t, action in plan:
                 pause = self.t0 + t - time.monotonic()
                 if pause > 0:
-                    time.sleep(pause)
+                    time.sleep(pause)  # until the fault's time in the schedule: nothing to poll
                 try:
                     self.do_fault(action)
                 except Exception as e:
                     self.check("fault injected", False, f"{action}: {e!r}")
             pause = self.t0 + a.duration_s - time.monotonic()
             if pause > 0:
-                time.sleep(pause)
+                time.sleep(pause)  # until the end of the fault phase: nothing to poll
             enq.join(timeout=120)
             if enq.is_alive():
                 self.stop_enqueue.set()
@@ -187,17 +187,15 @@ class Chaos(Workload, Faults, Verify):
             self.shutdown()
             host.remove()
 
-    def wait_gateway(self, gw):
-        def ready():
-            if not gw.alive():
-                raise RuntimeError("gateway exited early:\n" + gw.output()[-2000:])
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", self.gw_port, timeout=2)
-                c.request("GET", "/readyz")
-                return c.getresponse().status == 200
-            except OSError:
-                return False
-        wait_for(ready, 30, 0.05, "the gateway to be ready")
+    def gateway_ready(self):
+        if not self.gateway.alive():
+            raise RuntimeError("gateway exited early:\n" + self.gateway.output()[-2000:])
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", self.gw_port, timeout=2)
+            c.request("GET", "/readyz")
+            return c.getresponse().status == 200
+        except OSError:
+            return False
 
     def drain(self):
         """Waits until every job is terminal (or the drain timeout: verify()

@@ -27,8 +27,6 @@ WORKER_SETTINGS = {"worker.concurrency": 8, "worker.lease_ms": LEASE_MS, "worker
                    "worker.poll_ms": 500}
 COORD_SETTINGS = {"worker.lease_ms": LEASE_MS, "worker.heartbeat_ms": HEARTBEAT_MS,
                   "coordinator.maintenance_ms": 250}
-# libpq: notice a vanished peer within ~3 s instead of the kernel's hours.
-LIBPQ_TCP = "keepalives_idle=1&keepalives_interval=1&keepalives_count=3&tcp_user_timeout=3000"
 
 
 class DurablePostgres(Postgres):

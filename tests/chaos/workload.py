@@ -11,6 +11,8 @@ from datetime import datetime, timedelta, timezone
 
 import psycopg
 
+from conftest import wait_for
+
 BACKOFF_MS = 100          # backoff_base_ms of every job: retries after ~0.1, 0.5, 2.5, 12.5 s
 
 
@@ -121,7 +123,9 @@ class Workload:
                 return
             except (OSError, psycopg.OperationalError) as e:
                 self.ambiguous_retries += 1
-                time.sleep(0.3)
+                self.connect(self.producer_dsn).close()  # PostgreSQL is back,
+                if via == "gateway":                     # and the gateway too
+                    wait_for(self.gateway_ready, 60, 0.1, "the gateway to be ready")
                 present = self.tags_present(tags)
                 if present == len(tags):
                     return
@@ -163,7 +167,7 @@ class Workload:
                 b += 1
                 pause = start + b * span / batches - time.monotonic()
                 if pause > 0:
-                    time.sleep(pause)
+                    time.sleep(pause)  # the next batch's time: a steady rate, nothing to poll
             self.figures["workflows"] = wf
         except Exception as e:  # reported as an invariant failure
             self.enqueue_error = repr(e)

@@ -25,6 +25,24 @@ def written(db):
     return {t: count(db, t) for t in ("jobs", "events", "workflows", "job_deps", "queues", "job_errors")}
 
 
+def walk(gw, path, key, limit, query=""):
+    """Every page of GET path?query, following next_before; the items
+    (value[key]) in order."""
+    items, before, pages = [], None, 0
+    while True:
+        q = f"{query}&limit={limit}" + (f"&before={before}" if before else "")
+        status, value = gw.get(f"{path}?" + q.lstrip("&"))
+        assert status == 200 and set(value) == {key, "next_before"}, value
+        assert len(value[key]) <= limit
+        items += value[key]
+        before = value["next_before"]
+        pages += 1
+        assert pages < 1000
+        if before is None:
+            return items
+        assert before == value[key][-1]["id"], value
+
+
 def assert_error(status, value, want_status, code, field=ANY):
     """The error shape of docs/API.md: {"error": {"code", "message", "field"?}}."""
     assert status == want_status, value

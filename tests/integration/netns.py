@@ -5,6 +5,9 @@ import os
 import re
 import subprocess
 
+# libpq: notice a vanished peer (a pulled cable) within ~3 s instead of the kernel's hours.
+LIBPQ_TCP = "keepalives_idle=1&keepalives_interval=1&keepalives_count=3&tcp_user_timeout=3000"
+
 
 def run(*args, check=True):
     r = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

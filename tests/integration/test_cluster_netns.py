@@ -40,7 +40,7 @@ import psycopg
 import pytest
 
 from conftest import CLI, COORDINATOR, GATEWAY, WEB_ROOT, WORKER, Postgres, clean_env, cli, one, wait_for
-from netns import free_subnet, run
+from netns import LIBPQ_TCP, free_subnet, run
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip"),
                                 reason="needs root and iproute2 (ip) for network namespaces")
@@ -54,8 +54,6 @@ WORKER_SETTINGS = {"worker.concurrency": 24, "worker.lease_ms": LEASE_MS, "worke
 # The coordinator needs the workers' heartbeat to tell a lost one (3 missed).
 COORD_SETTINGS = {"worker.lease_ms": LEASE_MS, "worker.heartbeat_ms": HEARTBEAT_MS,
                   "coordinator.maintenance_ms": 250}
-# libpq: notice a vanished peer within ~3 s instead of the kernel's hours.
-LIBPQ_TCP = "keepalives_idle=1&keepalives_interval=1&keepalives_count=3&tcp_user_timeout=3000"
 PG_PORT, GW_PORT = 5432, 8080  # each host is a namespace of its own: no port can be taken
 HOSTS = {"db": 2, "w1": 11, "w2": 12, "ca": 21, "cb": 22, "gw": 31}  # last octet on the bridge; the test is .1
 

@@ -6,7 +6,7 @@ with its JSON shape, status codes and the rows it writes."""
 from datetime import datetime, timedelta, timezone
 
 from conftest import one, wait_for
-from gateway_client import (assert_error, count, enqueue, enqueue_batch, kill_jobs, parse_ts, submit_workflow,
+from gateway_client import (assert_error, count, enqueue, enqueue_batch, kill_jobs, parse_ts, submit_workflow, walk,
                             written)
 
 JOB_KEYS = {"id", "queue", "kind", "state", "priority", "attempt", "max_attempts", "run_at", "created_at",
@@ -237,27 +237,10 @@ def test_retry_refused_by_a_unique_key_is_422_and_changes_nothing(gateways, db):
     assert one(db, "SELECT state FROM jobwheel.jobs WHERE id = %s", old) == "cancelled"
 # ---------------------------------------------------------------- paging and filters
 
-def walk(gw, query, limit):
-    """Every page of GET /api/jobs?query, following next_before; the jobs in order."""
-    jobs, before, pages = [], None, 0
-    while True:
-        q = f"{query}&limit={limit}" + (f"&before={before}" if before else "")
-        status, value = gw.get("/api/jobs?" + q.lstrip("&"))
-        assert status == 200 and set(value) == {"jobs", "next_before"}, value
-        assert len(value["jobs"]) <= limit
-        jobs += value["jobs"]
-        before = value["next_before"]
-        pages += 1
-        assert pages < 1000
-        if before is None:
-            return jobs
-        assert before == value["jobs"][-1]["id"], value
-
-
 def test_list_jobs_newest_first_walks_every_job_exactly_once(gateways, db):
     gw = gateways.start()
     ids = enqueue_batch(gw, [{"kind": f"k{i % 3}", "queue": f"q{i % 2}"} for i in range(23)])
-    jobs = walk(gw, "", 5)
+    jobs = walk(gw, "/api/jobs", "jobs", 5)
     assert [j["id"] for j in jobs] == sorted(ids, reverse=True)
     assert all(set(j) == JOB_KEYS for j in jobs), jobs[0]
     j = next(j for j in jobs if j["id"] == ids[4])
@@ -267,8 +250,8 @@ def test_list_jobs_newest_first_walks_every_job_exactly_once(gateways, db):
     assert parse_ts(j["created_at"]) <= parse_ts(j["run_at"]) + timedelta(seconds=1)
 
     # A page of exactly `limit` jobs at the end, and limit=1.
-    assert [j["id"] for j in walk(gw, "", 23)] == sorted(ids, reverse=True)
-    assert [j["id"] for j in walk(gw, "", 1)] == sorted(ids, reverse=True)
+    assert [j["id"] for j in walk(gw, "/api/jobs", "jobs", 23)] == sorted(ids, reverse=True)
+    assert [j["id"] for j in walk(gw, "/api/jobs", "jobs", 1)] == sorted(ids, reverse=True)
     # before= is exclusive.
     status, value = gw.get(f"/api/jobs?before={ids[10]}&limit=3")
     assert [j["id"] for j in value["jobs"]] == [ids[9], ids[8], ids[7]], value
@@ -324,7 +307,7 @@ def test_list_jobs_filters_by_state_queue_kind_and_workflow(gateways, db):
     }
     for query, want in cases.items():
         assert want or query in ("state=dead", "queue=nosuch"), query
-        assert [j["id"] for j in walk(gw, query, 2)] == want, query
+        assert [j["id"] for j in walk(gw, "/api/jobs", "jobs", 2, query)] == want, query
 # ---------------------------------------------------------------- timestamps
 
 def test_timestamps_are_utc_whatever_the_database_time_zone(dsn, gateways, db):

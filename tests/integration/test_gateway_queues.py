@@ -5,7 +5,7 @@ letter queue (GET /api/dlq, POST /api/dlq/requeue)."""
 import pytest
 
 from conftest import one, wait_for
-from gateway_client import ANY, assert_error, count, enqueue, enqueue_batch, kill_jobs, parse_ts
+from gateway_client import ANY, assert_error, count, enqueue, enqueue_batch, kill_jobs, parse_ts, walk
 
 STATES = ["blocked", "scheduled", "ready", "running", "succeeded", "dead", "cancelled"]
 
@@ -110,15 +110,7 @@ def test_dlq_lists_dead_jobs_newest_first_and_pages(gateways, db):
     parse_ts(j["died_at"])
     assert len(j["errors"]) == 1 and j["errors"][0]["error"] == "no luck" and j["errors"][0]["attempt"] == 1
 
-    seen, before = [], None
-    while True:
-        status, value = gw.get("/api/dlq?limit=3" + (f"&before={before}" if before else ""))
-        assert status == 200 and len(value["jobs"]) <= 3, value
-        seen += [j["id"] for j in value["jobs"]]
-        before = value["next_before"]
-        if before is None:
-            break
-    assert seen == sorted(ids, reverse=True)
+    assert [j["id"] for j in walk(gw, "/api/dlq", "jobs", 3)] == sorted(ids, reverse=True)
 
     status, value = gw.get("/api/dlq?queue=mail")
     assert [j["id"] for j in value["jobs"]] == sorted(ids[1::2], reverse=True), value

@@ -5,7 +5,7 @@ the gateway or the database refuses."""
 import pytest
 
 from conftest import one
-from gateway_client import assert_error, assert_post_refused, parse_ts, submit_workflow, written
+from gateway_client import assert_error, assert_post_refused, parse_ts, submit_workflow, walk, written
 
 
 def test_submit_workflow_answers_201_with_ids_by_key(gateways, db):
@@ -53,15 +53,7 @@ def test_get_workflow_and_list_workflows(gateways, db):
 def test_list_workflows_pages_newest_first(gateways, db):
     gw = gateways.start()
     wfs = [submit_workflow(gw, f"wf{i}")["workflow_id"] for i in range(5)]
-    seen, before = [], None
-    while True:
-        status, value = gw.get("/api/workflows?limit=2" + (f"&before={before}" if before else ""))
-        assert status == 200 and len(value["workflows"]) <= 2, value
-        seen += [w["id"] for w in value["workflows"]]
-        before = value["next_before"]
-        if before is None:
-            break
-    assert seen == sorted(wfs, reverse=True)
+    assert [w["id"] for w in walk(gw, "/api/workflows", "workflows", 2)] == sorted(wfs, reverse=True)
 
 
 @pytest.mark.parametrize("spec, needle, field", [
