@@ -141,17 +141,19 @@ def batches(b, n):
                  rep=rep + 1)
 
 
-def wait_http(port, timeout=10):
+def wait_ready(port, timeout=10):
+    """/readyz, not /healthz: the gateway answers 503 until a pool connection
+    is up, and wrk must not start before that."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
                 if r.status == 200:
                     return
         except OSError:
             pass
         if time.monotonic() > deadline:
-            sys.exit(f"bench: enqueue: the gateway did not answer on 127.0.0.1:{port} within {timeout} s")
+            sys.exit(f"bench: enqueue: the gateway was not ready on 127.0.0.1:{port} within {timeout} s")
         time.sleep(0.05)
 
 
@@ -190,7 +192,7 @@ def http(b, seconds):
             port = free_port()
             gw = b.spawn("gateway/jobwheel-gateway", url, "--set", f"gateway.listen=127.0.0.1:{port}")
             try:
-                wait_http(port)
+                wait_ready(port)
                 r = wrk(port, path, body, seconds)
             finally:
                 b.stop([gw])
