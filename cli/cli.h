@@ -36,6 +36,12 @@ int cmd_schedule(const struct cli_ctx *ctx);
 int cmd_token(const struct cli_ctx *ctx);
 int cmd_bench(const struct cli_ctx *ctx);
 
+/* jobwheel enqueue --batch (cli/enqueue_batch.c): one JSON job object per
+ * line of stdin, all in one transaction; prints "enqueued N jobs" (--json:
+ * the ids). Returns the exit status: 0, 1 (database error, a job the
+ * database refuses), 2 (a line that is not a JSON object). */
+int enqueue_batch(const struct cli_ctx *ctx);
+
 /* jobwheel enqueue --workflow FILE (cli/workflow.c): submits the workflow in
  * FILE ("-": stdin) with jobwheel.submit_workflow() and prints its ids.
  * Returns the exit status: 0, 1 (unreadable file, database error), 2 (not a

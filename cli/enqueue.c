@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* jobwheel enqueue: one job from flags, or many as NDJSON on stdin (SPEC §11);
- * --workflow is in workflow.c. */
+/* jobwheel enqueue: one job from flags (SPEC §11); --batch is in
+ * enqueue_batch.c, --workflow in workflow.c. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -15,9 +15,6 @@
 #include "strbuf.h"
 #include "util.h"
 
-#define BATCH_CHUNK 1000               /* jobs per jobwheel.enqueue_batch() call, at most */
-#define BATCH_CHUNK_BYTES (1024 * 1024) /* or about this much JSON */
-#define BATCH_MAX_LINE (1024 * 1024)   /* bytes per input line, like gateway.max_body */
 #define JOB_MAX_DEPTH 65               /* a job object around a payload nested 64 deep */
 #define USAGE                                                                                     \
 	"usage: enqueue KIND [--payload JSON] [--queue Q] [--priority N] [--delay 5s | --at TIME]\n" \
@@ -263,172 +260,6 @@ cleanup:
 	PQclear(res);
 	PQfinish(conn);
 	strbuf_free(&sql);
-	return rc;
-}
-
-/* --batch: jobs accumulate in a JSON array, sent every BATCH_CHUNK jobs (or
- * BATCH_CHUNK_BYTES), all inside one transaction opened with the first
- * chunk. A chunk is sent without waiting for its answer: the server inserts
- * it while the next one is read and checked, and its answer is collected
- * before the next one goes out. Chunks stay moderate: PostgreSQL parses a
- * jsonb array of 10^5 elements markedly slower per job than a few of 10^3,
- * and 5 000 jobs a call measured no faster than 1 000. */
-struct chunk {
-	struct strbuf json;
-	int line[BATCH_CHUNK]; /* input line of each job in json */
-	int n;                 /* jobs in json */
-};
-
-struct batch {
-	const struct cli_ctx *ctx;
-	PGconn *conn;
-	struct chunk chunk[2]; /* the one being filled, and the one in flight */
-	int cur;               /* index of the one being filled */
-	bool in_flight;        /* chunk[!cur] was sent, its answer not yet read */
-	long total;
-	struct strbuf ids;     /* for --json: "1,2,3" */
-};
-
-static bool exec_ok(PGconn *conn, const char *sql)
-{
-	PGresult *res = PQexec(conn, sql);
-	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-
-	if (!ok)
-		cli_sql_error("enqueue", conn, res);
-	PQclear(res);
-	return ok;
-}
-
-/* Reads the answer to the chunk in flight; returns 0 or the exit status 1. */
-static int batch_wait(struct batch *b)
-{
-	struct chunk *c = &b->chunk[!b->cur];
-	const char *msg;
-	int rc = 1, idx = -1, off = 0;
-	PGresult *res, *extra;
-
-	if (!b->in_flight)
-		return 0;
-	b->in_flight = false;
-	res = PQgetResult(b->conn);
-	while ((extra = PQgetResult(b->conn)) != NULL) /* drain to the end of the query */
-		PQclear(extra);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != c->n) {
-		/* enqueue_batch() errors start "jobs[I]: ": report the input line */
-		msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-		if (msg && sscanf(msg, "jobs[%d]: %n", &idx, &off) == 1 && off > 0 && idx >= 0 && idx < c->n)
-			fprintf(stderr, "jobwheel enqueue: line %d: %s\n", c->line[idx], msg + off);
-		else if (msg)
-			fprintf(stderr, "jobwheel enqueue: lines %d-%d: %s\n", c->line[0], c->line[c->n - 1], msg);
-		else
-			cli_sql_error("enqueue", b->conn, res);
-		goto cleanup;
-	}
-	for (int i = 0; b->ctx->json && i < c->n; i++) {
-		strbuf_puts(&b->ids, b->ids.len ? "," : "");
-		strbuf_puts(&b->ids, PQgetvalue(res, i, 0));
-	}
-	if (b->ids.oom) {
-		fprintf(stderr, "jobwheel enqueue: out of memory\n");
-		goto cleanup;
-	}
-	b->total += c->n;
-	rc = 0;
-cleanup:
-	PQclear(res);
-	return rc;
-}
-
-/* Sends the chunk being filled (after the answer to the previous one) and
- * starts the next; returns 0 or the exit status 1. */
-static int batch_flush(struct batch *b)
-{
-	struct chunk *c = &b->chunk[b->cur];
-	const char *params[1];
-	int rc;
-
-	if (c->n == 0)
-		return 0;
-	if (!b->conn) {
-		b->conn = cli_connect(b->ctx);
-		if (!b->conn || !exec_ok(b->conn, "BEGIN"))
-			return 1;
-	}
-	if ((rc = batch_wait(b)) != 0)
-		return rc;
-	strbuf_puts(&c->json, "]");
-	if (c->json.oom) {
-		fprintf(stderr, "jobwheel enqueue: out of memory\n");
-		return 1;
-	}
-	params[0] = strbuf_str(&c->json);
-	if (!PQsendQueryParams(b->conn, "SELECT id FROM jobwheel.enqueue_batch($1::jsonb) AS id", 1, NULL,
-			       params, NULL, NULL, 0))
-		return cli_sql_error("enqueue", b->conn, NULL);
-	b->in_flight = true;
-	b->cur = !b->cur;
-	strbuf_reset(&b->chunk[b->cur].json);
-	b->chunk[b->cur].n = 0;
-	return 0;
-}
-
-/* Validates a non-blank line, adds it to the chunk; returns 0 or the exit status. */
-static int batch_add(struct batch *b, const char *line, size_t len, int lineno)
-{
-	struct chunk *c = &b->chunk[b->cur];
-	char err[128] = "longer than 1 MiB";
-	int rc;
-
-	if (len > BATCH_MAX_LINE || check_object(line, len, JOB_MAX_DEPTH, err, sizeof(err)) < 0) {
-		/* an error in the chunk in flight comes from earlier lines: it goes first */
-		if ((rc = batch_wait(b)) != 0)
-			return rc;
-		fprintf(stderr, "jobwheel enqueue: line %d: %s\n", lineno, err);
-		return 2;
-	}
-	strbuf_puts(&c->json, c->n ? "," : "[");
-	strbuf_append(&c->json, line, len);
-	c->line[c->n++] = lineno;
-	return c->n == BATCH_CHUNK || c->json.len >= BATCH_CHUNK_BYTES ? batch_flush(b) : 0;
-}
-
-static int enqueue_batch(const struct cli_ctx *ctx)
-{
-	struct batch batch = { .ctx = ctx }, *b = &batch;
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t len;
-	int lineno = 0, rc = 0;
-
-	while (rc == 0 && (len = getline(&line, &cap, stdin)) >= 0) {
-		size_t n = (size_t)len;
-
-		lineno++;
-		while (n > 0 && strchr(" \t\r\n", line[n - 1]))
-			n--;
-		if (n > 0)
-			rc = batch_add(b, line, n, lineno);
-	}
-	if (rc == 0 && ferror(stdin)) {
-		fprintf(stderr, "jobwheel enqueue: reading stdin: %s\n", strerror(errno));
-		rc = 1;
-	}
-	if (rc == 0)
-		rc = batch_flush(b);
-	if (rc == 0)
-		rc = batch_wait(b);
-	if (rc == 0 && b->conn && !exec_ok(b->conn, "COMMIT"))
-		rc = 1;
-	if (rc == 0 && ctx->json)
-		printf("{\"ids\":[%s]}\n", strbuf_str(&b->ids));
-	else if (rc == 0)
-		printf("enqueued %ld jobs\n", b->total);
-	PQfinish(b->conn); /* without COMMIT, closing rolls everything back */
-	strbuf_free(&b->chunk[0].json);
-	strbuf_free(&b->chunk[1].json);
-	strbuf_free(&b->ids);
-	free(line);
 	return rc;
 }
 

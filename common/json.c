@@ -158,3 +158,71 @@ void json_append_string(struct strbuf *b, const char *s)
 	}
 	strbuf_append(b, "\"", 1);
 }
+
+/* ---------------------------------------------------------------- members */
+
+static const char *skip_space(const char *p, const char *end)
+{
+	while (p < end && strchr(" \t\r\n", *p))
+		p++;
+	return p;
+}
+
+/* p is at a '"': returns the position after the closing one. */
+static const char *skip_string(const char *p, const char *end)
+{
+	for (p++; p < end && *p != '"'; p++)
+		if (*p == '\\')
+			p++;
+	return p < end ? p + 1 : end;
+}
+
+/* Returns the position after the value that starts at p. */
+static const char *skip_value(const char *p, const char *end)
+{
+	int depth = 0;
+
+	if (*p == '"')
+		return skip_string(p, end);
+	if (*p != '{' && *p != '[') { /* number, true, false, null */
+		while (p < end && !strchr(",}] \t\r\n", *p))
+			p++;
+		return p;
+	}
+	while (p < end) {
+		if (*p == '"') {
+			p = skip_string(p, end);
+			continue;
+		}
+		if (*p == '{' || *p == '[')
+			depth++;
+		else if ((*p == '}' || *p == ']') && --depth == 0)
+			return p + 1;
+		p++;
+	}
+	return end;
+}
+
+int json_object_members(const char *s, size_t len, struct json_member *m, int max)
+{
+	const char *end = s + len, *p = skip_space(s, end);
+	int n = 0;
+
+	p = skip_space(p + 1, end); /* after the '{' */
+	while (p < end && *p == '"') {
+		const char *key_end = skip_string(p, end);
+		if (n == max)
+			return -1;
+		m[n].key = p + 1;
+		m[n].key_len = (size_t)(key_end - p - 2);
+		p = skip_space(skip_space(key_end, end) + 1, end); /* after the ':' */
+		m[n].val = p;
+		p = skip_value(p, end);
+		m[n].val_len = (size_t)(p - m[n].val);
+		n++;
+		p = skip_space(p, end);
+		if (p < end && *p == ',')
+			p = skip_space(p + 1, end);
+	}
+	return n;
+}

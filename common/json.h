@@ -29,6 +29,18 @@ int json_get_int(const cJSON *obj, const char *key, bool required, int64_t min, 
 		 int64_t *ret, char *err, size_t errlen);
 int json_get_bool(const cJSON *obj, const char *key, bool required, bool *ret, char *err, size_t errlen);
 
+/* A member of a JSON object as spans of the input text: the key without its
+ * quotes (escapes left as they are), the value as written. */
+struct json_member {
+	const char *key, *val;
+	size_t key_len, val_len;
+};
+
+/* Splits s[0..len), a JSON object that json_parse_object() accepted, into
+ * its top-level members, without decoding anything (a number keeps every
+ * digit). Returns how many, or -1 if there are more than max. */
+int json_object_members(const char *s, size_t len, struct json_member *m, int max);
+
 struct strbuf;
 /* Appends s as a JSON string literal, quotes included (control characters
  * escaped as \u00XX; PostgreSQL text is valid UTF-8 already). */

@@ -3,9 +3,10 @@
 job ID and dlq, asserting on what the user sees and on the rows left behind."""
 import json
 
+import psycopg
 import pytest
 
-from conftest import cli, one
+from conftest import cli, one, wait_for
 
 
 def jobs_count(db):
@@ -136,6 +137,11 @@ def test_batch_empty_input(dsn, db):
     ('{"kind": "noop"} {"kind": "x"}', 2, "line 1502: not valid JSON"),
     ('{"kind": "NoOp"}', 1, 'line 1502: jobwheel: kind: "NoOp" is not a valid name'),
     ('{"kind": "noop", "colour": "red"}', 1, "line 1502: jobwheel: colour: unknown field"),
+    # plain jobs, sent by COPY: the table refuses them, enqueue_batch() names the field
+    ('{"kind": "noop", "max_attempts": 0}', 1, "line 1502: jobwheel: max_attempts: 0 is out of range 1..1000"),
+    ('{"kind": "noop", "queue": "Bad q"}', 1, 'line 1502: jobwheel: queue: "Bad q" is not a valid name'),
+    ('{"kind": "noop", "payload": [1]}', 1, "line 1502: jobwheel: payload: must be a JSON object, not array"),
+    ('{"kind": "noop", "priority": 2147483648}', 1, "line 1502: jobwheel: priority: 2147483648 is out of range"),
 ])
 def test_batch_bad_line_inserts_nothing_and_names_the_line(dsn, db, bad, code, message):
     # 1500 good lines (a chunk of 1000 already sent), a blank line, the bad one, more good ones.
@@ -146,6 +152,48 @@ def test_batch_bad_line_inserts_nothing_and_names_the_line(dsn, db, bad, code, m
     assert message in r.stderr
     assert r.stdout == ""
     assert jobs_count(db) == 0
+
+
+# Plain jobs go in by COPY, others (and all under --json) through
+# jobwheel.enqueue_batch(): both must store the same rows.
+SAME_JOBS = [
+    {"kind": "noop"},
+    {"kind": "email", "queue": "mail", "priority": -7, "max_attempts": 9, "timeout_ms": 1, "backoff_base_ms": 0},
+    {"payload": {"big": 123456789012345678901234567890, "pi": 3.14159265358979323846, "e": 1.5e300},
+     "kind": "noop"},
+    {"kind": "noop", "payload": {"text": "tab\there, back\\slash, quote \" and \u00e9 \ud83d\ude00",
+                                 "deep": {"a": [1, {"b": None}, True]}}},
+    {"kind": "noop", "payload": {}, "priority": 2147483647},
+]
+SAME_COLUMNS = ("kind, queue, payload::text, priority, max_attempts, timeout_ms, backoff_base_ms, state, trigger, "
+                "attempt, run_at = created_at")
+
+
+def test_batch_copy_and_enqueue_batch_store_the_same_jobs(dsn, db):
+    # json.dumps would turn the huge numbers into floats: write them as text.
+    lines = [json.dumps(j).replace("1.2345678901234568e+29", "123456789012345678901234567890")
+             .replace("3.141592653589793", "3.14159265358979323846") for j in SAME_JOBS]
+    lines.append('{\t"kind" :\t"noop" , "payload" : { "a" : "x\\ty" } }')  # tabs between the tokens
+    text = "\n".join(lines) + "\n"
+    assert cli(dsn, "enqueue", "--batch", input=text).stdout == f"enqueued {len(lines)} jobs\n"
+    copied = db.execute(f"SELECT {SAME_COLUMNS} FROM jobwheel.jobs ORDER BY id").fetchall()
+    db.execute("DELETE FROM jobwheel.jobs")
+    ids = json.loads(cli(dsn, "--json", "enqueue", "--batch", input=text).stdout)["ids"]
+    through_function = db.execute(f"SELECT {SAME_COLUMNS} FROM jobwheel.jobs ORDER BY id").fetchall()
+    assert len(ids) == len(lines) and copied == through_function
+    assert '"big": 123456789012345678901234567890' in copied[2][2]  # every digit kept
+    assert copied[3][2].startswith('{"deep": {"a": [1, {"b": null}, true]}, "text": "tab\\there, back\\\\slash')
+
+
+def test_batch_wakes_the_queues_it_fills(dsn, db):
+    woken = set()
+    with psycopg.connect(dsn, autocommit=True) as listener:
+        listener.add_notify_handler(lambda n: woken.add(n.payload))
+        listener.execute("LISTEN jobwheel_wake")
+        lines = [json.dumps({"kind": "noop", "queue": q}) for q in ("mail", "mail", "reports", "mail")]
+        cli(dsn, "enqueue", "--batch", input="\n".join(lines) + "\n")
+        wait_for(lambda: listener.execute("SELECT 1") and woken >= {"mail", "reports"}, what="both wake-ups")
+    assert woken == {"mail", "reports"}
 
 
 def test_batch_refuses_kind_and_flags(dsn, db):
