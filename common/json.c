@@ -161,9 +161,16 @@ void json_append_string(struct strbuf *b, const char *s)
 
 /* ---------------------------------------------------------------- members */
 
+/* Whitespace as cJSON reads it: any byte up to 0x20, so that the members
+ * are the ones json_parse_object() saw. */
+static bool is_space(char c)
+{
+	return (unsigned char)c <= 0x20;
+}
+
 static const char *skip_space(const char *p, const char *end)
 {
-	while (p < end && strchr(" \t\r\n", *p))
+	while (p < end && is_space(*p))
 		p++;
 	return p;
 }
@@ -185,7 +192,7 @@ static const char *skip_value(const char *p, const char *end)
 	if (*p == '"')
 		return skip_string(p, end);
 	if (*p != '{' && *p != '[') { /* number, true, false, null */
-		while (p < end && !strchr(",}] \t\r\n", *p))
+		while (p < end && *p != ',' && *p != '}' && *p != ']' && !is_space(*p))
 			p++;
 		return p;
 	}
