@@ -35,14 +35,21 @@
 /* The columns a plain job fills, and the value of each when the job leaves
  * it out: the column defaults of jobwheel.jobs (migrations/0001_schema.sql),
  * which enqueue_batch() applies too. */
+enum column_type {
+	NAME,    /* a JSON string without escapes: copied as written */
+	OBJECT,  /* a JSON object: copied as written, parsed by jsonb */
+	INTEGER, /* a JSON integer of up to 10 digits: cast by COPY */
+};
 static const struct column {
 	const char *name, *absent;
-	bool text; /* a JSON string; else an object (payload) or an integer */
+	enum column_type type;
 } columns[] = {
-	{ "kind", NULL, true },      { "payload", "{}", false },    { "queue", "default", true },
-	{ "priority", "0", false },  { "max_attempts", "4", false }, { "timeout_ms", "300000", false },
-	{ "backoff_base_ms", "1000", false },
+	{ "kind", NULL, NAME },           { "payload", "{}", OBJECT },       { "queue", "default", NAME },
+	{ "priority", "0", INTEGER },     { "max_attempts", "4", INTEGER }, { "timeout_ms", "300000", INTEGER },
+	{ "backoff_base_ms", "1000", INTEGER },
 };
+enum { KIND, PAYLOAD, QUEUE }; /* their index in columns[] */
+
 #define COPY_SQL                                                                                  \
 	"COPY jobwheel.jobs (kind, payload, queue, priority, max_attempts, timeout_ms, backoff_base_ms) " \
 	"FROM STDIN"
@@ -82,16 +89,24 @@ static bool exec_ok(PGconn *conn, const char *sql)
 
 /* ---------------------------------------------------------------- plain jobs */
 
-static bool is_integer(const char *s, size_t len)
+static bool has_type(const struct json_member *m, enum column_type type)
 {
-	size_t i = len > 0 && s[0] == '-';
+	size_t i = m->val[0] == '-';
 
-	if (i == len || len - i > 10)
-		return false;
-	for (; i < len; i++)
-		if (s[i] < '0' || s[i] > '9')
+	switch (type) {
+	case NAME:
+		return m->val[0] == '"' && !memchr(m->val, '\\', m->val_len);
+	case OBJECT:
+		return m->val[0] == '{';
+	case INTEGER:
+		if (i == m->val_len || m->val_len - i > 10)
 			return false;
-	return true;
+		for (; i < m->val_len; i++)
+			if (m->val[i] < '0' || m->val[i] > '9')
+				return false;
+		return true;
+	}
+	return false;
 }
 
 /* Appends s[0..len) to a COPY text row, escaping what the format reserves. */
@@ -111,13 +126,14 @@ static void copy_append(struct strbuf *b, const char *s, size_t len)
 }
 
 /* A job is plain when it has a kind, no field outside columns[], each given
- * once with the JSON type enqueue_batch() takes (names without escapes), no
- * null: then its row needs no decoding, only copying. Appends the row to
- * row and returns true; else false (row then holds a partial row). */
+ * once with its column's type, nothing but JSON between them: then its row
+ * needs no decoding, only copying. Appends the row to row and returns true,
+ * with the job's queue in *ret_queue; else false (row then holds a partial
+ * row). */
 static bool plain_job(const char *line, size_t len, struct strbuf *row, const char **ret_queue, size_t *ret_queue_len)
 {
 	struct json_member m[ARRAY_SIZE(columns) + 1];
-	const struct json_member *by_column[ARRAY_SIZE(columns)] = { NULL };
+	const struct json_member *given[ARRAY_SIZE(columns)] = { NULL };
 	int n = json_object_members(line, len, m, (int)ARRAY_SIZE(m));
 
 	if (n < 0)
@@ -127,26 +143,20 @@ static bool plain_job(const char *line, size_t len, struct strbuf *row, const ch
 		while (k < ARRAY_SIZE(columns) &&
 		       !(strlen(columns[k].name) == m[i].key_len && !memcmp(columns[k].name, m[i].key, m[i].key_len)))
 			k++;
-		if (k == ARRAY_SIZE(columns) || by_column[k])
-			return false; /* another field (or an escaped name), or one given twice */
-		if (columns[k].text ? m[i].val[0] != '"' || memchr(m[i].val, '\\', m[i].val_len)
-		    : columns[k].absent[0] == '{' ? m[i].val[0] != '{' : !is_integer(m[i].val, m[i].val_len))
-			return false;
-		by_column[k] = &m[i];
+		if (k == ARRAY_SIZE(columns) || given[k] || !has_type(&m[i], columns[k].type))
+			return false; /* another field (or an escaped name), one given twice, or of another type */
+		given[k] = &m[i];
 	}
-	if (!by_column[0])
+	if (!given[KIND])
 		return false;
-	*ret_queue = columns[2].absent;
-	*ret_queue_len = strlen(columns[2].absent);
 	for (size_t k = 0; k < ARRAY_SIZE(columns); k++) {
-		const struct json_member *v = by_column[k];
-		const char *s = v ? v->val : columns[k].absent;
-		size_t slen = v ? v->val_len : strlen(s);
-		if (v && columns[k].text) { /* without the quotes */
+		const char *s = given[k] ? given[k]->val : columns[k].absent;
+		size_t slen = given[k] ? given[k]->val_len : strlen(s);
+		if (given[k] && columns[k].type == NAME) { /* without the quotes */
 			s++;
 			slen -= 2;
 		}
-		if (k == 2) {
+		if (k == QUEUE) {
 			*ret_queue = s;
 			*ret_queue_len = slen;
 		}
@@ -369,8 +379,8 @@ static int batch_add(struct batch *b, const char *line, size_t len, int lineno)
 	strbuf_puts(&c->json, c->n ? "," : "[");
 	strbuf_append(&c->json, line, len);
 	if (c->plain && !b->ctx->json) {
-		const char *queue;
-		size_t queue_len;
+		const char *queue = NULL;
+		size_t queue_len = 0;
 		c->plain = plain_job(line, len, &c->copy, &queue, &queue_len);
 		if (c->plain)
 			note_queue(b, queue, queue_len);

@@ -161,16 +161,11 @@ void json_append_string(struct strbuf *b, const char *s)
 
 /* ---------------------------------------------------------------- members */
 
-/* Whitespace as cJSON reads it: any byte up to 0x20, so that the members
- * are the ones json_parse_object() saw. */
-static bool is_space(char c)
-{
-	return (unsigned char)c <= 0x20;
-}
-
+/* JSON's whitespace. (cJSON also skips the other bytes up to 0x20 as
+ * whitespace; PostgreSQL's parser does not, so neither do we.) */
 static const char *skip_space(const char *p, const char *end)
 {
-	while (p < end && is_space(*p))
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
 		p++;
 	return p;
 }
@@ -192,7 +187,7 @@ static const char *skip_value(const char *p, const char *end)
 	if (*p == '"')
 		return skip_string(p, end);
 	if (*p != '{' && *p != '[') { /* number, true, false, null */
-		while (p < end && *p != ',' && *p != '}' && *p != ']' && !is_space(*p))
+		while (p < end && *p != ',' && *p != '}' && *p != ']' && (unsigned char)*p > 0x20)
 			p++;
 		return p;
 	}
@@ -215,21 +210,32 @@ int json_object_members(const char *s, size_t len, struct json_member *m, int ma
 	const char *end = s + len, *p = skip_space(s, end);
 	int n = 0;
 
-	p = skip_space(p + 1, end); /* after the '{' */
-	while (p < end && *p == '"') {
-		const char *key_end = skip_string(p, end);
-		if (n == max)
+	if (p == end || *p != '{')
+		return -1;
+	p = skip_space(p + 1, end);
+	if (p < end && *p == '}')
+		return 0;
+	for (;;) {
+		if (p == end || *p != '"' || n == max)
 			return -1;
+		const char *key_end = skip_string(p, end);
 		m[n].key = p + 1;
 		m[n].key_len = (size_t)(key_end - p - 2);
-		p = skip_space(skip_space(key_end, end) + 1, end); /* after the ':' */
+		p = skip_space(key_end, end);
+		if (p == end || *p != ':')
+			return -1;
+		p = skip_space(p + 1, end);
+		if (p == end || !*p || !strchr("\"{[-0123456789tfn", *p))
+			return -1;
 		m[n].val = p;
 		p = skip_value(p, end);
 		m[n].val_len = (size_t)(p - m[n].val);
 		n++;
 		p = skip_space(p, end);
-		if (p < end && *p == ',')
-			p = skip_space(p + 1, end);
+		if (p < end && *p == '}')
+			return n;
+		if (p == end || *p != ',')
+			return -1;
+		p = skip_space(p + 1, end);
 	}
-	return n;
 }

@@ -38,7 +38,9 @@ struct json_member {
 
 /* Splits s[0..len), a JSON object that json_parse_object() accepted, into
  * its top-level members, without decoding anything (a number keeps every
- * digit). Returns how many, or -1 if there are more than max. */
+ * digit). Returns how many, or -1 if there are more than max or if a byte
+ * that is not JSON whitespace (a control byte, which cJSON skips) stands
+ * between them. */
 int json_object_members(const char *s, size_t len, struct json_member *m, int max);
 
 struct strbuf;

@@ -142,6 +142,8 @@ def test_batch_empty_input(dsn, db):
     ('{"kind": "noop", "queue": "Bad q"}', 1, 'line 1502: jobwheel: queue: "Bad q" is not a valid name'),
     ('{"kind": "noop", "payload": [1]}', 1, "line 1502: jobwheel: payload: must be a JSON object, not array"),
     ('{"kind": "noop", "priority": 2147483648}', 1, "line 1502: jobwheel: priority: 2147483648 is out of range"),
+    # a control byte between the tokens: whitespace to cJSON, an error to PostgreSQL (and so on either path)
+    ('{"kind":\x01"noop"}', 1, "lines 1001-1507: invalid input syntax for type json"),
 ])
 def test_batch_bad_line_inserts_nothing_and_names_the_line(dsn, db, bad, code, message):
     # 1500 good lines (a chunk of 1000 already sent), a blank line, the bad one, more good ones.
