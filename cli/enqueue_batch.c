@@ -222,29 +222,6 @@ static bool send_function(struct batch *b, const struct chunk *c)
 				 NULL, NULL, 0);
 }
 
-/* Sends chunk c's rows with COPY; returns 0 or the exit status 1, having
- * said why. */
-static void explain_copy_error(struct batch *b, const struct chunk *c, PGresult *copy_res);
-static int send_copy(struct batch *b, struct chunk *c)
-{
-	PGresult *res, *extra;
-
-	if (!PQsendQuery(b->conn, COPY_SQL))
-		return cli_sql_error("enqueue", b->conn, NULL);
-	res = PQgetResult(b->conn);
-	if (PQresultStatus(res) != PGRES_COPY_IN) {
-		while ((extra = PQgetResult(b->conn)) != NULL)
-			PQclear(extra);
-		explain_copy_error(b, c, res);
-		PQclear(res);
-		return 1;
-	}
-	PQclear(res);
-	if (PQputCopyData(b->conn, c->copy.s, (int)c->copy.len) != 1 || PQputCopyEnd(b->conn, NULL) != 1)
-		return cli_sql_error("enqueue", b->conn, NULL);
-	return 0;
-}
-
 /* Prints the error of enqueue_batch()'s answer res to chunk c, by input line. */
 static void report_error(struct batch *b, const struct chunk *c, PGresult *res)
 {
@@ -279,6 +256,28 @@ static void explain_copy_error(struct batch *b, const struct chunk *c, PGresult 
 	}
 	if (!explained)
 		cli_sql_error("enqueue", b->conn, copy_res);
+}
+
+/* Sends chunk c's rows with COPY; returns 0 or the exit status 1, having
+ * said why. */
+static int send_copy(struct batch *b, struct chunk *c)
+{
+	PGresult *res, *extra;
+
+	if (!PQsendQuery(b->conn, COPY_SQL))
+		return cli_sql_error("enqueue", b->conn, NULL);
+	res = PQgetResult(b->conn);
+	if (PQresultStatus(res) != PGRES_COPY_IN) {
+		while ((extra = PQgetResult(b->conn)) != NULL)
+			PQclear(extra);
+		explain_copy_error(b, c, res);
+		PQclear(res);
+		return 1;
+	}
+	PQclear(res);
+	if (PQputCopyData(b->conn, c->copy.s, (int)c->copy.len) != 1 || PQputCopyEnd(b->conn, NULL) != 1)
+		return cli_sql_error("enqueue", b->conn, NULL);
+	return 0;
 }
 
 /* Reads the answer to the chunk in flight; returns 0 or the exit status 1. */
