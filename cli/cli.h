@@ -26,6 +26,10 @@ PGconn *cli_connect(const struct cli_ctx *ctx);
  * returns 1 (the exit status). */
 int cli_sql_error(const char *cmd, PGconn *conn, PGresult *res);
 
+/* Runs a statement without result rows (BEGIN, COMMIT...); on failure prints
+ * the server's error as cli_sql_error() does and returns false. */
+bool cli_exec(const char *cmd, PGconn *conn, const char *sql);
+
 /* Each returns the process exit status: 0 ok, 1 runtime failure, 2 usage. */
 int cmd_migrate(const struct cli_ctx *ctx);
 int cmd_enqueue(const struct cli_ctx *ctx);

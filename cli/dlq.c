@@ -211,21 +211,10 @@ cleanup:
 	return rc;
 }
 
-static bool exec_ok(PGconn *conn, const char *sql)
-{
-	PGresult *res = PQexec(conn, sql);
-	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-
-	if (!ok)
-		cli_sql_error("dlq", conn, res);
-	PQclear(res);
-	return ok;
-}
-
 /* Requeues every listed id in one transaction, or none of them. Returns the exit status. */
 static int requeue_ids(const struct dlq_args *a, PGconn *conn, long long *ret_n)
 {
-	if (!exec_ok(conn, "BEGIN"))
+	if (!cli_exec("dlq", conn, "BEGIN"))
 		return 1;
 	for (int i = 0; i < a->nids; i++) {
 		const char *params[1] = { a->ids[i] };
@@ -251,7 +240,7 @@ static int requeue_ids(const struct dlq_args *a, PGconn *conn, long long *ret_n)
 		PQclear(res);
 		(*ret_n)++;
 	}
-	return exec_ok(conn, "COMMIT") ? 0 : 1;
+	return cli_exec("dlq", conn, "COMMIT") ? 0 : 1;
 }
 
 static int requeue_all(const struct dlq_args *a, PGconn *conn, long long *ret_n)

@@ -76,17 +76,6 @@ struct batch {
 	bool oom;
 };
 
-static bool exec_ok(PGconn *conn, const char *sql)
-{
-	PGresult *res = PQexec(conn, sql);
-	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-
-	if (!ok)
-		cli_sql_error("enqueue", conn, res);
-	PQclear(res);
-	return ok;
-}
-
 /* ---------------------------------------------------------------- plain jobs */
 
 static bool has_type(const struct json_member *m, enum column_type type)
@@ -245,7 +234,8 @@ static void explain_copy_error(struct batch *b, const struct chunk *c, PGresult 
 	PGresult *res = NULL;
 	bool explained = false;
 
-	if (exec_ok(b->conn, "ROLLBACK") && exec_ok(b->conn, "BEGIN") && send_function(b, c)) {
+	if (cli_exec("enqueue", b->conn, "ROLLBACK") && cli_exec("enqueue", b->conn, "BEGIN") &&
+	    send_function(b, c)) {
 		res = PQgetResult(b->conn);
 		explained = PQresultStatus(res) != PGRES_TUPLES_OK;
 		if (explained)
@@ -338,7 +328,7 @@ static int batch_flush(struct batch *b)
 		return 0;
 	if (!b->conn) {
 		b->conn = cli_connect(b->ctx);
-		if (!b->conn || !exec_ok(b->conn, "BEGIN"))
+		if (!b->conn || !cli_exec("enqueue", b->conn, "BEGIN"))
 			return 1;
 	}
 	if ((rc = batch_wait(b)) != 0)
@@ -420,7 +410,7 @@ int enqueue_batch(const struct cli_ctx *ctx)
 	}
 	if (rc == 0 && b->conn)
 		rc = wake_queues(b);
-	if (rc == 0 && b->conn && !exec_ok(b->conn, "COMMIT"))
+	if (rc == 0 && b->conn && !cli_exec("enqueue", b->conn, "COMMIT"))
 		rc = 1;
 	if (rc == 0 && ctx->json)
 		printf("{\"ids\":[%s]}\n", strbuf_str(&b->ids));

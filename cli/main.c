@@ -62,6 +62,17 @@ int cli_sql_error(const char *cmd, PGconn *conn, PGresult *res)
 	return 1;
 }
 
+bool cli_exec(const char *cmd, PGconn *conn, const char *sql)
+{
+	PGresult *res = PQexec(conn, sql);
+	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+
+	if (!ok)
+		cli_sql_error(cmd, conn, res);
+	PQclear(res);
+	return ok;
+}
+
 int cmd_migrate(const struct cli_ctx *ctx)
 {
 	bool status = false;
