@@ -28,10 +28,12 @@ struct http_server {
 	void *arg;
 	int nopen; /* connections and detached streams */
 	bool stopping;
+	struct http_conn *conns; /* the open connections, freed with the server */
 };
 
 struct http_conn {
 	struct http_server *srv;
+	struct http_conn *prev, *next; /* in srv->conns */
 	int fd;
 	ev_io io;
 	ev_timer timer;
@@ -350,14 +352,14 @@ static void on_conn_timer(struct ev_loop *loop, ev_timer *t, int revents)
 		conn_close(c);
 }
 
-static void conn_close(struct http_conn *c)
+static void conn_free(struct http_conn *c)
 {
-	if (c->busy) { /* the handler still holds the request */
-		c->gone = true;
-		conn_watch(c, 0);
-		conn_arm_timer(c, 0);
-		return;
-	}
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		c->srv->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
 	ev_io_stop(c->srv->loop, &c->io);
 	ev_timer_stop(c->srv->loop, &c->timer);
 	if (c->fd >= 0)
@@ -367,6 +369,17 @@ static void conn_close(struct http_conn *c)
 	strbuf_free(&c->out);
 	free(c->in);
 	free(c);
+}
+
+static void conn_close(struct http_conn *c)
+{
+	if (c->busy) { /* the handler still holds the request */
+		c->gone = true;
+		conn_watch(c, 0);
+		conn_arm_timer(c, 0);
+		return;
+	}
+	conn_free(c);
 }
 
 /* ---------------------------------------------------------------- accept */
@@ -407,6 +420,10 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		c->srv = s;
 		c->fd = fd;
+		c->next = s->conns;
+		if (s->conns)
+			s->conns->prev = c;
+		s->conns = c;
 		s->nopen++;
 		request_parser_init(&c->rp, s->limits.max_header, s->limits.max_body);
 		ev_io_init(&c->io, on_conn_io, fd, EV_READ);
@@ -528,5 +545,9 @@ void http_server_free(struct http_server *s)
 	if (!s)
 		return;
 	http_server_stop(s);
+	/* Connections still open at exit, busy ones too: their calls are
+	 * freed without answering (api_free_calls). */
+	while (s->conns)
+		conn_free(s->conns);
 	free(s);
 }

@@ -44,6 +44,8 @@ int http_server_start(struct http_server **ret, struct ev_loop *loop, const char
 
 /* Stops accepting; open connections close when their response is sent. */
 void http_server_stop(struct http_server *s);
+/* Stops, and frees every connection still open, those whose handler has not
+ * answered among them (the caller drops their requests without answering). */
 void http_server_free(struct http_server *s);
 
 /* Sends a whole response: status, Content-Type (may be NULL with len 0),
