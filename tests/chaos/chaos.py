@@ -163,12 +163,16 @@ class Chaos(Workload, Faults, Verify):
             self.figures["schedule"] = plan
             enq = threading.Thread(target=self.enqueuer, daemon=True)
             enq.start()
-            for t, action in plan:
+            pending = [list(step) for step in plan]
+            while pending:
+                t, action = pending.pop(0)
                 pause = self.t0 + t - time.monotonic()
                 if pause > 0:
                     time.sleep(pause)  # until the fault's time in the schedule: nothing to poll
                 try:
-                    self.do_fault(action)
+                    if self.do_fault(action) == "later" and t + 1.0 < a.duration_s - 3:
+                        pending.append([round(t + 1.0, 2), action])
+                        pending.sort()
                 except Exception as e:
                     self.check("fault injected", False, f"{action}: {e!r}")
             pause = self.t0 + a.duration_s - time.monotonic()

@@ -56,6 +56,8 @@ class Faults:
         return self.rng.choice(sorted(s for s in slots if load[s] == top)), top
 
     def do_fault(self, action):
+        """Injects one fault of the schedule; returns "later" if it cannot
+        happen now and must be tried again."""
         rng = self.rng
         if action == "kill_worker":
             slots = self.live_workers()
@@ -124,7 +126,7 @@ class Faults:
             s = next(s for s, p in self.workers.items() if p.netns)
             p = self.workers[s]
             if self.cable_cut or p.stopped or not p.alive():
-                return
+                return "later"  # its worker is stopped: run() tries again, so every run has a cut
             # longer than the lease: the coordinator must reclaim its jobs,
             # and what the worker finishes meanwhile must be fenced
             hold = LEASE_MS / 1000.0 * 1.5 + rng.uniform(1.0, 3.0)
