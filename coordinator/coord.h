@@ -58,6 +58,7 @@ struct coord {
 
 	/* maintenance.c */
 	bool maint_busy;
+	ev_tstamp maint_sent, maint_took; /* the last round: when it began, how long it took */
 	bool pruning;
 	int64_t pruned_run;
 	ev_timer maint_timer;

@@ -1,10 +1,10 @@
 # SPDX-License-Identifier: MIT
 """Claims while a long transaction holds back vacuum (migrations/0008):
 a worker whose claims are slow continues from where its last claim ended,
-reads from the start once a second and whenever the continuation comes
-back short, and stops once a read from the start is fast again. The
-thresholds are lowered per session here so that the mode can be entered
-on purpose."""
+reads from the start once a second (less often when that read is slow:
+migrations/0012) and whenever the continuation comes back short, and stops
+once a read from the start is fast again. The thresholds are lowered per
+session here so that the mode can be entered on purpose."""
 import time
 
 from conftest import one, wait_for
@@ -49,6 +49,22 @@ def test_cursor_claims_continue_and_a_higher_priority_job_waits_at_most_for_the_
     wait_for(lambda: seen.extend(claim(db, 1)) or urgent[0] in seen, timeout=5, interval=0.05,
              what="the urgent job to be claimed by a full read")
     assert seen[-1] == urgent[0] and set(seen[:-1]) <= {low[9]}
+
+
+def test_a_slow_read_from_the_start_pushes_the_next_one_back(db):
+    slow_mode(db)
+    low = enqueue(db, 10)
+    assert claim(db, 2) == low[0:2]  # cursor mode begins
+    assert claim(db, 2) == low[2:4]
+    urgent = enqueue(db, 1, priority=-5)
+    # The last read from the start took 0.2 s: the next is due 2 s after it.
+    db.execute("UPDATE jobwheel.claim_cursors"
+               " SET full_read_took = '0.2 s', full_read_at = clock_timestamp() - interval '1.5 s'")
+    assert claim(db, 2) == low[4:6]
+    db.execute("UPDATE jobwheel.claim_cursors SET full_read_at = clock_timestamp() - interval '2.1 s'")
+    assert claim(db, 2) == [urgent[0], low[6]]
+    # and this read's own duration sets the next period
+    assert one(db, "SELECT full_read_took > '0' AND full_read_took < '0.2 s' FROM jobwheel.claim_cursors")
 
 
 def test_a_short_continuation_reads_from_the_start_at_once(db):

@@ -116,6 +116,25 @@ def test_hung_job_fails_with_timeout(db, coordinators):
     assert one(db, "SELECT last_error FROM jobwheel.jobs WHERE id = %s", job) == "timeout"
 
 
+def test_a_slow_maintenance_round_pushes_the_next_one_back(db, dsn, coordinators):
+    coordinators.start(**FAST_COORD)  # a round every 0.1 s
+    wait_for(lambda: leader_pid(db))
+    round_sql = "SELECT query_start FROM pg_stat_activity WHERE query LIKE 'SELECT jobwheel.expire_leases%%'"
+    with psycopg.connect(dsn) as blocker:
+        # mark_lost_workers() waits for this lock: the round takes 1 s
+        blocker.execute("LOCK TABLE jobwheel.workers IN ACCESS EXCLUSIVE MODE")
+        wait_for(lambda: one(db, round_sql + " AND wait_event_type = 'Lock'"), what="a round waiting on the lock")
+        began = one(db, round_sql)
+        wait_for(lambda: one(db, "SELECT clock_timestamp() - %s >= interval '1 s'", began))
+    wait_for(lambda: one(db, round_sql + " AND state = 'active'") is None, what="the slow round to end")
+    job = one(db, "SELECT jobwheel.enqueue('noop', max_attempts => 2)")
+    db.execute("SELECT * FROM jobwheel.claim('ghost', '{default}', 1, 60000)")
+    db.execute("UPDATE jobwheel.jobs SET lease_until = now() - interval '1 s' WHERE id = %s", (job,))
+    # the next round, which expires the lease, comes 10 x 1 s after the slow one began
+    wait_for(lambda: job_state(db, job) != "running", 15, what="the lease to expire")
+    assert one(db, "SELECT at - %s FROM jobwheel.job_errors WHERE job_id = %s", began, job).total_seconds() >= 9.9
+
+
 def test_priority_aging_under_a_flood(db, workers, coordinators):
     coordinators.start(starvation__max_wait_ms=1500, **FAST_COORD)
     starving = one(db, "SELECT jobwheel.enqueue('sleep', '{\"ms\": 1}', priority => 100)")
