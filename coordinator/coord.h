@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* The coordinator's shared state: leadership (leader.c), delayed jobs
- * (delayed.c), the starvation daemon and retention (maintenance.c), cron
- * (cron_runner.c). One libev loop; everything below runs on it. */
+ * (delayed.c), the starvation daemon and retention (maintenance.c), vacuums
+ * (vacuum.c), cron (cron_runner.c). One libev loop; everything below runs
+ * on it. */
 #ifndef JW_COORD_H
 #define JW_COORD_H
 
@@ -64,6 +65,11 @@ struct coord {
 	ev_timer maint_timer;
 	ev_timer retention_timer;
 
+	/* vacuum.c */
+	bool vacuuming;
+	ev_tstamp vacuum_sent, vacuum_took;
+	ev_timer vacuum_timer;
+
 	/* cron_runner.c */
 	struct schedule *schedules;
 	int nschedules;
@@ -97,6 +103,11 @@ void delayed_free(struct coord *c);
 void maint_init(struct coord *c);
 void maint_start(struct coord *c);
 void maint_stop(struct coord *c);
+
+/* vacuum.c: vacuums jobwheel.jobs while jobs are being finished; active while leading. */
+void vacuum_init(struct coord *c);
+void vacuum_start(struct coord *c);
+void vacuum_stop(struct coord *c);
 
 /* cron_runner.c: schedules; active while leading. */
 void cron_init(struct coord *c);

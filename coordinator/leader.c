@@ -53,6 +53,7 @@ static void become_follower(struct coord *c, const char *why)
 	log_warn("no longer the leader: %s", why);
 	delayed_stop(c);
 	maint_stop(c);
+	vacuum_stop(c);
 	cron_stop(c);
 }
 
@@ -73,6 +74,7 @@ static void lead_done(struct pgconn *db, PGresult *res, void *arg)
 	sdnotify_status("leader");
 	delayed_start(c);
 	maint_start(c);
+	vacuum_start(c);
 	cron_start(c);
 }
 
@@ -165,6 +167,7 @@ int coord_init(struct coord *c, struct ev_loop *loop, struct config *cfg)
 	if (!c->db || !c->maint || delayed_init(c) < 0)
 		return -1;
 	maint_init(c);
+	vacuum_init(c);
 	cron_init(c);
 	ev_timer_init(&c->lead_timer, on_lead_timer, LEAD_RETRY_S, LEAD_RETRY_S);
 	return 0;
@@ -208,6 +211,7 @@ void coord_free(struct coord *c)
 	delayed_free(c);
 	cron_free(c);
 	maint_stop(c);
+	vacuum_stop(c);
 	pgconn_free(c->db);
 	pgconn_free(c->maint);
 }

@@ -135,6 +135,25 @@ def test_a_slow_maintenance_round_pushes_the_next_one_back(db, dsn, coordinators
     assert one(db, "SELECT at - %s FROM jobwheel.job_errors WHERE job_id = %s", began, job).total_seconds() >= 9.9
 
 
+def test_the_leader_vacuums_the_jobs_table_once_many_jobs_are_done(db, coordinators):
+    db.execute("ALTER TABLE jobwheel.jobs SET (autovacuum_enabled = false)")  # so that only the leader vacuums
+    db.execute("SELECT count(*) FROM jobwheel.enqueue_batch((SELECT jsonb_agg(jsonb_build_object('kind', 'noop'))"
+               " FROM generate_series(1, 30000)))")
+    # as claims and completions would: two dead row versions a job
+    db.execute("UPDATE jobwheel.jobs SET state = 'running', attempt = 1, started_at = now(), worker = 'w',"
+               " lease_until = now() + interval '1 h'")
+    db.execute("UPDATE jobwheel.jobs SET state = 'succeeded', finished_at = now(), lease_until = NULL")
+    db.execute("SELECT pg_stat_force_next_flush()")
+    coordinators.start()
+    wait_for(lambda: one(db, "SELECT last_vacuum FROM pg_stat_user_tables"
+                             " WHERE relid = 'jobwheel.jobs'::regclass") is not None, 15, what="a vacuum")
+    # The dead entries left the claim index: reading it from the start (as a
+    # claim does) finds nothing in three pages, not after 30 000 entries.
+    plan = one(db, "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT id FROM jobwheel.jobs"
+                   " WHERE state = 'ready' AND queue = 'default' ORDER BY priority, run_at, id LIMIT 10")[0]["Plan"]
+    assert plan["Actual Rows"] == 0 and plan["Shared Hit Blocks"] + plan["Shared Read Blocks"] <= 3, plan
+
+
 def test_priority_aging_under_a_flood(db, workers, coordinators):
     coordinators.start(starvation__max_wait_ms=1500, **FAST_COORD)
     starving = one(db, "SELECT jobwheel.enqueue('sleep', '{\"ms\": 1}', priority => 100)")
