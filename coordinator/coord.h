@@ -17,6 +17,30 @@
 #include "strbuf.h"
 #include "timer.h"
 
+/* A housekeeping task that backs off when it is slow: the next run waits
+ * SLOW_BACKOFF times the last one's duration (maintenance.c, vacuum.c). While
+ * a long transaction holds the xmin horizon their scans walk every dead
+ * index entry left since it began, and they must not take the claims' CPU. */
+#define SLOW_BACKOFF 10
+struct backoff {
+	ev_tstamp began, took; /* the last run */
+};
+
+static inline bool backoff_due(const struct backoff *b, ev_tstamp now)
+{
+	return now - b->began >= SLOW_BACKOFF * b->took;
+}
+
+static inline void backoff_began(struct backoff *b, ev_tstamp now)
+{
+	b->began = now;
+}
+
+static inline void backoff_ended(struct backoff *b, ev_tstamp now)
+{
+	b->took = now - b->began;
+}
+
 struct schedule {
 	char *name;
 	struct cron_expr expr;
@@ -59,7 +83,7 @@ struct coord {
 
 	/* maintenance.c */
 	bool maint_busy;
-	ev_tstamp maint_sent, maint_took; /* the last round: when it began, how long it took */
+	struct backoff maint_backoff;
 	bool pruning;
 	int64_t pruned_run;
 	ev_timer maint_timer;
@@ -67,7 +91,7 @@ struct coord {
 
 	/* vacuum.c */
 	bool vacuuming;
-	ev_tstamp vacuum_sent, vacuum_took;
+	struct backoff vacuum_backoff;
 	ev_timer vacuum_timer;
 
 	/* cron_runner.c */

@@ -11,14 +11,13 @@
 #include "util.h"
 
 #define PRUNE_BATCH 10000
-#define MAINT_SLOWDOWN 10 /* a round's duration, times this, until the next */
 
 static void maint_done(struct pgconn *db, PGresult *res, void *arg)
 {
 	struct coord *c = arg;
 
 	c->maint_busy = false;
-	c->maint_took = ev_now(c->loop) - c->maint_sent;
+	backoff_ended(&c->maint_backoff, ev_now(c->loop));
 	if (!res)
 		return;
 	if (!pgconn_result_ok(res)) {
@@ -33,11 +32,10 @@ static void maint_done(struct pgconn *db, PGresult *res, void *arg)
 }
 
 /* Expired leases, lost workers, hung jobs, priority aging, and a safety net
- * for due jobs the timer did not know of. A round that was slow pushes the
- * next one back to 10 times its duration: while a long transaction holds the
- * xmin horizon, the scans of running jobs walk every dead index entry left
- * since it began (0.4 s a round after 3 minutes at 10 000 jobs/s), and the
- * daemon must not take more than a tenth of a backend from the claims. */
+ * for due jobs the timer did not know of. A slow round pushes the next one
+ * back (struct backoff): while a long transaction holds the xmin horizon,
+ * the scans of running jobs take 0.4 s a round after 3 minutes at 10 000
+ * jobs/s. */
 static void on_maint_timer(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct coord *c = container_of(t, struct coord, maint_timer);
@@ -46,7 +44,7 @@ static void on_maint_timer(struct ev_loop *loop, ev_timer *t, int revents)
 
 	if (!c->leader || c->maint_busy || !pgconn_is_connected(c->maint))
 		return;
-	if (ev_now(loop) - c->maint_sent < MAINT_SLOWDOWN * c->maint_took)
+	if (!backoff_due(&c->maint_backoff, ev_now(loop)))
 		return;
 	/* A worker is lost after three missed heartbeats. */
 	snprintf(stale, sizeof(stale), "%lld", (long long)(3 * c->cfg->worker_heartbeat_ms));
@@ -57,7 +55,7 @@ static void on_maint_timer(struct ev_loop *loop, ev_timer *t, int revents)
 			 " jobwheel.fail_hung($2), jobwheel.age_priorities($3), jobwheel.promote_due(1000)",
 			 3, params, maint_done, c) == 0) {
 		c->maint_busy = true;
-		c->maint_sent = ev_now(loop);
+		backoff_began(&c->maint_backoff, ev_now(loop));
 	}
 }
 
@@ -120,7 +118,7 @@ void maint_start(struct coord *c)
 {
 	ev_timer_again(c->loop, &c->maint_timer);
 	ev_timer_again(c->loop, &c->retention_timer);
-	c->maint_took = 0; /* a new term starts with a round at once */
+	c->maint_backoff.took = 0; /* a new term starts with a round at once */
 	on_maint_timer(c->loop, &c->maint_timer, 0);
 }
 

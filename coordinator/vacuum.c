@@ -16,8 +16,9 @@
  * long history the dead rows are under 2 % of the table and VACUUM would
  * otherwise leave the indexes alone. Not while another vacuum (or ANALYZE)
  * holds the table's lock, and SKIP_LOCKED should one take it meanwhile:
- * never wait behind an autovacuum, nor warn each second. A vacuum that
- * took T waits 10 T for the next, as maintenance rounds do. The coordinator
+ * never wait behind an autovacuum, nor warn each second. A slow vacuum
+ * pushes the next one back (struct backoff), and a maintenance round waits
+ * behind a vacuum in flight on the shared connection. The coordinator
  * connects as the tables' owner; under any other role VACUUM only warns. */
 #include <stdio.h>
 
@@ -27,18 +28,17 @@
 
 #define VACUUM_CHECK_S 1.0
 #define VACUUM_DEAD_TUPLES "50000"
-#define VACUUM_SLOWDOWN 10
 
 static void vacuumed(struct pgconn *db, PGresult *res, void *arg)
 {
 	struct coord *c = arg;
 
 	c->vacuuming = false;
-	c->vacuum_took = ev_now(c->loop) - c->vacuum_sent;
+	backoff_ended(&c->vacuum_backoff, ev_now(c->loop));
 	if (res && !pgconn_result_ok(res))
 		log_error("vacuum of jobwheel.jobs failed: %s", PQresultErrorMessage(res));
 	else if (res)
-		log_debug("vacuumed jobwheel.jobs in %.0f ms", c->vacuum_took * 1000);
+		log_debug("vacuumed jobwheel.jobs in %.0f ms", c->vacuum_backoff.took * 1000);
 }
 
 static void checked(struct pgconn *db, PGresult *res, void *arg)
@@ -52,7 +52,7 @@ static void checked(struct pgconn *db, PGresult *res, void *arg)
 		c->vacuuming = false;
 		return;
 	}
-	c->vacuum_sent = ev_now(c->loop);
+	backoff_began(&c->vacuum_backoff, ev_now(c->loop));
 	if (pgconn_query(c->maint, "VACUUM (SKIP_LOCKED, INDEX_CLEANUP ON) jobwheel.jobs", 0, NULL, vacuumed, c) < 0)
 		c->vacuuming = false;
 }
@@ -63,7 +63,7 @@ static void on_vacuum_timer(struct ev_loop *loop, ev_timer *t, int revents)
 
 	if (!c->leader || c->vacuuming || !pgconn_is_connected(c->maint))
 		return;
-	if (ev_now(loop) - c->vacuum_sent < VACUUM_SLOWDOWN * c->vacuum_took)
+	if (!backoff_due(&c->vacuum_backoff, ev_now(loop)))
 		return;
 	if (pgconn_query(c->maint,
 			 "SELECT n_dead_tup >= " VACUUM_DEAD_TUPLES " AND NOT jobwheel._horizon_held()"
@@ -81,7 +81,7 @@ void vacuum_init(struct coord *c)
 
 void vacuum_start(struct coord *c)
 {
-	c->vacuum_took = 0;
+	c->vacuum_backoff.took = 0;
 	ev_timer_again(c->loop, &c->vacuum_timer);
 }
 

@@ -79,7 +79,7 @@ BEGIN
 		        FROM (SELECT DISTINCT ON ((r.job).queue) (r.job).queue, r.key_priority, (r.job).run_at, (r.job).id
 		              FROM unnest(v_rows) r
 		              ORDER BY (r.job).queue, r.key_priority DESC, (r.job).run_at DESC, (r.job).id DESC) p), '{}'),
-		    full_read_at = CASE WHEN v_full THEN v_started ELSE c.full_read_at END,
+		    full_read_at = CASE WHEN v_full THEN v_full_began ELSE c.full_read_at END,
 		    full_read_took = CASE WHEN v_full THEN clock_timestamp() - v_full_began ELSE c.full_read_took END
 		WHERE c.worker = claim.worker;
 	END IF;
